@@ -1,0 +1,5 @@
+"""`python -m tuiplayer` is the `tuiplayer` command."""
+
+from tuiplayer.cli import entry
+
+entry()

@@ -1,0 +1,271 @@
+"""Reading and writing audio files.
+
+`decode` reads a file as it is (its own rate and channels) with libsndfile, or with ffmpeg for
+what libsndfile cannot read (m4a/AAC, MUSDB18 `.stem.mp4` streams, …). `load` turns that into
+what separation works on: float32 stereo at `SIGNAL.sample_rate`. `restore` goes back to the
+input's rate and exact length, and `write_audio` writes a file atomically, never overwriting
+without `force`.
+
+All arrays are time-first and channels-last: shape (n_samples, channels), as soundfile and
+sounddevice use them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from tuiplayer.config import SIGNAL
+from tuiplayer.errors import AudioFileError
+from tuiplayer.files import atomic_write
+
+OUTPUT_FORMATS: dict[str, str] = {"wav": "FLOAT", "flac": "PCM_24"}
+"""File formats `write_audio` writes, with the libsndfile subtype used for each."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds, as decoded (before any conversion).
+
+    path: the file.
+    format: container and encoding, e.g. "WAV (PCM_16)", "FLAC (PCM_24)", "mov,mp4 (aac)".
+    sample_rate: the file's own rate in Hz.
+    channels: the file's own channel count.
+    n_samples: samples per channel that were decoded.
+    decoder: "libsndfile" or "ffmpeg".
+    audio_streams: audio streams in the container (5 for a MUSDB18 `.stem.mp4`).
+    warnings: problems that were repaired while decoding (non-finite samples, clipping).
+    """
+
+    path: Path
+    format: str
+    sample_rate: int
+    channels: int
+    n_samples: int
+    decoder: str
+    audio_streams: int = 1
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_samples / self.sample_rate
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded file. samples: float32 (n_samples, channels) at info.sample_rate."""
+
+    samples: np.ndarray
+    info: AudioInfo
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Audio ready for separation. samples: float32 (n_samples, 2) at SIGNAL.sample_rate.
+
+    source: the file it came from, whose rate and length outputs are restored to.
+    """
+
+    samples: np.ndarray
+    source: AudioInfo
+
+
+def ffmpeg_available() -> bool:
+    """True when both ffmpeg and ffprobe are on PATH."""
+    return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
+
+
+def _check_path(path: Path) -> None:
+    if not path.exists():
+        raise AudioFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioFileError(f"{path}: is a directory, not an audio file")
+    if not os.access(path, os.R_OK):
+        raise AudioFileError(f"{path}: permission denied")
+    if path.stat().st_size == 0:
+        raise AudioFileError(f"{path}: file is empty")
+
+
+def _decode_libsndfile(path: Path) -> Decoded:
+    with sf.SoundFile(path) as f:
+        samples = f.read(dtype="float32", always_2d=True)
+        info = AudioInfo(
+            path=path,
+            format=f"{f.format} ({f.subtype})",
+            sample_rate=f.samplerate,
+            channels=f.channels,
+            n_samples=len(samples),
+            decoder="libsndfile",
+        )
+    return Decoded(samples, info)
+
+
+def _ffprobe_audio_streams(path: Path) -> tuple[str, list[dict]]:
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
+         "-select_streams", "a", str(path)],
+        capture_output=True, text=True, check=False,
+    )
+    if probe.returncode != 0:
+        return "", []
+    meta = json.loads(probe.stdout or "{}")
+    return meta.get("format", {}).get("format_name", "?"), meta.get("streams", [])
+
+
+def _decode_ffmpeg(path: Path, stream: int) -> Decoded:
+    container, streams = _ffprobe_audio_streams(path)
+    if not streams:
+        raise AudioFileError(f"{path}: not an audio file (neither libsndfile nor ffmpeg can read it)")
+    if not 0 <= stream < len(streams):
+        raise AudioFileError(f"{path}: has {len(streams)} audio streams, stream {stream} asked for")
+    sample_rate = int(streams[stream]["sample_rate"])
+    channels = int(streams[stream]["channels"])
+    run = subprocess.run(
+        ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", f"0:a:{stream}",
+         "-f", "f32le", "-acodec", "pcm_f32le", "-"],
+        capture_output=True, check=False,
+    )
+    if run.returncode != 0:
+        reason = run.stderr.decode(errors="replace").strip().splitlines()
+        raise AudioFileError(f"{path}: ffmpeg could not decode it ({reason[-1] if reason else 'no reason given'})")
+    samples = np.frombuffer(run.stdout, dtype="<f4")
+    samples = samples[: len(samples) // channels * channels].reshape(-1, channels).copy()
+    info = AudioInfo(
+        path=path,
+        format=f"{container} ({streams[stream].get('codec_name', '?')})",
+        sample_rate=sample_rate,
+        channels=channels,
+        n_samples=len(samples),
+        decoder="ffmpeg",
+        audio_streams=len(streams),
+    )
+    return Decoded(samples, info)
+
+
+def _repair(decoded: Decoded) -> Decoded:
+    """Replace non-finite samples by silence and note clipping, as warnings on the info."""
+    samples, warnings = decoded.samples, []
+    finite = np.isfinite(samples)
+    if not finite.all():
+        bad = int(samples.size - np.count_nonzero(finite))
+        samples = np.where(finite, samples, np.float32(0.0))
+        warnings.append(f"{bad} NaN/inf samples replaced by silence")
+    if samples.size and float(np.max(np.abs(samples))) >= 1.0:
+        clipped = int(np.count_nonzero(np.abs(samples) >= 1.0))
+        warnings.append(f"{clipped} samples at or beyond full scale (clipped)")
+    if not warnings:
+        return decoded
+    return Decoded(samples, replace(decoded.info, warnings=tuple(warnings)))
+
+
+def decode(path: str | os.PathLike[str], stream: int = 0) -> Decoded:
+    """Decode a file at its own rate and channel count.
+
+    stream: which audio stream of a multi-stream container (MUSDB18 `.stem.mp4`: 0 mixture,
+    1 drums, 2 bass, 3 other, 4 vocals); files libsndfile reads have only stream 0.
+    Raises AudioFileError with a one-line reason for anything that is not usable audio.
+    """
+    path = Path(path)
+    _check_path(path)
+    decoded: Decoded | None = None
+    if stream == 0:
+        try:
+            decoded = _decode_libsndfile(path)
+        except (sf.LibsndfileError, RuntimeError, EOFError):
+            decoded = None
+    if decoded is None:
+        if not ffmpeg_available():
+            raise AudioFileError(
+                f"{path}: not a format libsndfile reads, and ffmpeg is not installed to try it"
+            )
+        decoded = _decode_ffmpeg(path, stream)
+    if decoded.info.n_samples == 0:
+        raise AudioFileError(f"{path}: holds no audio samples (zero length)")
+    return _repair(decoded)
+
+
+def to_stereo(samples: np.ndarray) -> np.ndarray:
+    """Any channel count to stereo. samples: (n, channels) → float32 (n, 2).
+
+    Mono is duplicated; 3–8 channels are downmixed with the usual ITU coefficients for the
+    WAV/ffmpeg channel orders (L R C LFE Ls Rs …, LFE dropped); other counts are averaged.
+    Rows are normalised so a full-scale input cannot exceed full scale.
+    """
+    channels = samples.shape[1]
+    if channels == 2:
+        return np.ascontiguousarray(samples, dtype=np.float32)
+    if channels == 1:
+        return np.repeat(samples, 2, axis=1).astype(np.float32, copy=False)
+    matrix = _DOWNMIX.get(channels)
+    if matrix is None:
+        matrix = np.full((channels, 2), 1.0 / channels)
+    else:
+        matrix = matrix / matrix.sum(axis=0, keepdims=True)
+    return (samples @ matrix.astype(np.float32)).astype(np.float32, copy=False)
+
+
+_C = 0.7071
+_DOWNMIX: dict[int, np.ndarray] = {
+    # columns: (left, right); rows: input channels in WAV / ffmpeg default order
+    3: np.array([[1, 0], [0, 1], [_C, _C]]),  # L R C
+    4: np.array([[1, 0], [0, 1], [_C, 0], [0, _C]]),  # L R Ls Rs (quad)
+    5: np.array([[1, 0], [0, 1], [_C, _C], [_C, 0], [0, _C]]),  # L R C Ls Rs
+    6: np.array([[1, 0], [0, 1], [_C, _C], [0, 0], [_C, 0], [0, _C]]),  # 5.1
+    8: np.array([[1, 0], [0, 1], [_C, _C], [0, 0], [_C, 0], [0, _C], [_C, 0], [0, _C]]),  # 7.1
+}
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample with libsoxr (high quality). samples: (n, channels) → float32 (m, channels)."""
+    if from_rate == to_rate:
+        return samples
+    return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def load(path: str | os.PathLike[str], stream: int = 0) -> Audio:
+    """Decode a file and convert it to float32 stereo at SIGNAL.sample_rate (n_samples, 2)."""
+    decoded = decode(path, stream)
+    stereo = to_stereo(decoded.samples)
+    samples = resample(stereo, decoded.info.sample_rate, SIGNAL.sample_rate)
+    return Audio(np.ascontiguousarray(samples, dtype=np.float32), decoded.info)
+
+
+def restore(samples: np.ndarray, source: AudioInfo) -> np.ndarray:
+    """Back to the source's rate and exact length. samples: (n, 2) at SIGNAL.sample_rate."""
+    out = resample(samples, SIGNAL.sample_rate, source.sample_rate)
+    if len(out) >= source.n_samples:
+        return out[: source.n_samples]
+    return np.pad(out, ((0, source.n_samples - len(out)), (0, 0)))
+
+
+def write_audio(
+    path: str | os.PathLike[str],
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    force: bool = False,
+) -> Path:
+    """Write samples (n, channels) to path atomically; the format follows the suffix.
+
+    Through `files.atomic_write`: never half-written, never replacing a file without `force`.
+    WAV is 32-bit float; FLAC is 24-bit, so samples beyond full scale are clipped there.
+    """
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in OUTPUT_FORMATS:
+        raise AudioFileError(f"{path}: cannot write .{fmt} files (use {', '.join(OUTPUT_FORMATS)})")
+    if fmt == "flac":
+        samples = np.clip(samples, -1.0, 1.0)
+    return atomic_write(
+        path,
+        lambda handle: sf.write(handle, samples, sample_rate, format=fmt.upper(), subtype=OUTPUT_FORMATS[fmt]),
+        force=force,
+    )

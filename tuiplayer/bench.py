@@ -1,0 +1,170 @@
+"""`tuiplayer bench`: speed and memory figures, printed as a table and optionally as JSON.
+
+First table: STFT + inverse STFT of a 4-minute stereo track with our FFTW path, beside the
+same framing done with numpy.fft and scipy.fft, and FFTW's raw time for the same number of
+4096-point real FFTs (plans and buffers resident: the limit no STFT can beat).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tuiplayer.config import SIGNAL
+from tuiplayer.dsp import stft as stft_module
+from tuiplayer.dsp.stft import Stft, n_frames_for
+from tuiplayer.files import write_text
+
+BENCH_AUDIO_S = 240
+"""Length of the benchmark track in seconds (a typical song)."""
+
+REPEATS = 3
+"""Each timing is the best of this many runs (first-run costs are reported apart)."""
+
+
+def _best_of(run: Callable[[], object], repeats: int = REPEATS) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def reference_stft_roundtrip(
+    audio: np.ndarray,
+    rfft: Callable[[np.ndarray], np.ndarray],
+    irfft: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """STFT + inverse the plain way, for comparison: frame, window, FFT, overlap-add.
+
+    audio (n_samples, channels) → (n_samples, channels). rfft/irfft work along axis 1.
+    """
+    cfg = SIGNAL
+    n_samples, channels = audio.shape
+    n_frames = n_frames_for(n_samples)
+    half = cfg.n_fft // 2
+    window = np.hanning(cfg.n_fft + 1)[:-1].astype(np.float32)[:, None]
+    padded = np.zeros(((n_frames - 1) * cfg.hop_length + cfg.n_fft, channels), dtype=np.float32)
+    padded[half : half + n_samples] = audio
+    # (n_frames, n_fft, channels), a view
+    frames = np.lib.stride_tricks.sliding_window_view(padded, cfg.n_fft, axis=0)[:: cfg.hop_length]
+    frames = frames.transpose(0, 2, 1)
+    spec = rfft(frames * window)
+    back = irfft(spec) * window
+    signal = np.zeros_like(padded)
+    weight = np.zeros(len(padded), dtype=np.float32)
+    for t in range(n_frames):
+        signal[t * cfg.hop_length : t * cfg.hop_length + cfg.n_fft] += back[t]
+        weight[t * cfg.hop_length : t * cfg.hop_length + cfg.n_fft] += window[:, 0] ** 2
+    return signal[half : half + n_samples] / weight[half : half + n_samples, None]
+
+
+def _fftw_raw_s(n_frames: int, channels: int, threads: int, effort: str) -> float:
+    """FFTW alone: n_frames·channels forward and as many inverse 4096-point real FFTs."""
+    ranges = stft_module.split_frames(n_frames, threads)
+
+    def job(first: int, stop: int) -> None:
+        plans = stft_module.thread_plans(SIGNAL.n_fft, channels, effort)
+        for _ in range(first, stop, stft_module.CHUNK_FRAMES):
+            plans.forward(plans.real, plans.spec)
+            plans.inverse(plans.spec, plans.real)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(lambda r: job(*r), ranges))  # plans made, buffers touched
+        return _best_of(lambda: list(pool.map(lambda r: job(*r), ranges)))
+
+
+def bench_stft(audio_s: int = BENCH_AUDIO_S) -> dict[str, Any]:
+    """Time STFT + inverse STFT of `audio_s` seconds of stereo noise, four ways (seconds)."""
+    import scipy.fft
+
+    rng = np.random.default_rng(0)
+    audio = rng.standard_normal((audio_s * SIGNAL.sample_rate, 2)).astype(np.float32) * 0.1
+    n_frames = n_frames_for(len(audio))
+    stft = Stft()
+
+    start = time.perf_counter()
+    spec = stft.forward(audio)
+    restored = stft.inverse(spec, len(audio))
+    cold_s = time.perf_counter() - start  # includes planning and first-touch of the outputs
+    error = float(np.max(np.abs(restored - audio)) / np.max(np.abs(audio)))
+
+    pyfftw_s = _best_of(lambda: stft.inverse(stft.forward(audio, out=spec), len(audio), out=restored))
+    numpy_s = _best_of(
+        lambda: reference_stft_roundtrip(
+            audio, lambda x: np.fft.rfft(x, axis=1), lambda s: np.fft.irfft(s, axis=1)
+        ),
+        repeats=1,
+    )
+    scipy_s = _best_of(
+        lambda: reference_stft_roundtrip(
+            audio,
+            lambda x: scipy.fft.rfft(x, axis=1, workers=stft.threads),
+            lambda s: scipy.fft.irfft(s, axis=1, workers=stft.threads),
+        ),
+        repeats=1,
+    )
+    raw_s = _fftw_raw_s(n_frames, 2, stft.threads, stft.planner_effort)
+    return {
+        "audio_s": audio_s,
+        "frames": n_frames,
+        "ffts": 2 * n_frames * 2,
+        "threads": stft.threads,
+        "pyfftw_s": pyfftw_s,
+        "pyfftw_first_call_s": cold_s,
+        "numpy_s": numpy_s,
+        "scipy_s": scipy_s,
+        "fftw_raw_s": raw_s,
+        "speedup_vs_numpy": numpy_s / pyfftw_s,
+        "ratio_to_raw": pyfftw_s / raw_s,
+        "roundtrip_rel_error": error,
+    }
+
+
+def format_stft_table(result: dict[str, Any]) -> str:
+    """The STFT figures as a small text table."""
+    lines = [
+        f"STFT + ISTFT, {result['audio_s']} s stereo ({result['frames']} frames, "
+        f"{result['ffts']} FFTs of {SIGNAL.n_fft}, {result['threads']} threads)",
+        f"  {'pyfftw (ours)':<22}{result['pyfftw_s']:8.3f} s   (first call {result['pyfftw_first_call_s']:.3f} s)",
+        f"  {'numpy.fft':<22}{result['numpy_s']:8.3f} s   ours is {result['speedup_vs_numpy']:.1f}x faster",
+        f"  {'scipy.fft':<22}{result['scipy_s']:8.3f} s",
+        f"  {'FFTW raw (the limit)':<22}{result['fftw_raw_s']:8.3f} s   "
+        f"ours is {result['ratio_to_raw']:.2f}x the raw time",
+        f"  round-trip relative error {result['roundtrip_rel_error']:.1e}",
+    ]
+    return "\n".join(lines)
+
+
+def bench_tf_import() -> float | None:
+    """Seconds a fresh Python takes to import TensorFlow (the player does it in the background)."""
+    code = "import time; t = time.perf_counter(); import tensorflow; print(time.perf_counter() - t)"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    try:
+        return float(result.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return None
+
+
+def run(json_path: Path | None = None, *, force: bool = False, audio_s: int = BENCH_AUDIO_S) -> dict[str, Any]:
+    """Run every benchmark, print the tables, and write JSON when asked."""
+
+    result: dict[str, Any] = {"tf_import_s": bench_tf_import(), "stft": bench_stft(audio_s), "models": {}}
+    print(format_stft_table(result["stft"]))
+    tf_import = result["tf_import_s"]
+    print(f"\nTensorFlow import: {tf_import:.2f} s" if tf_import else "\nTensorFlow import: failed")
+    print("\nModels: none installed yet (no separation models are shipped in this version).")
+    if json_path is not None:
+        write_text(json_path, json.dumps(result, indent=2) + "\n", force=force)
+    return result

@@ -1,0 +1,159 @@
+"""Where model versions live and what their cards say (DESIGN.md §5, "Model folder").
+
+A model is a folder `<name>/` holding `model.keras` and `card.json`; the models folder's
+`index.json` names the default model and its default A/B partner. This module reads folders
+and cards only — loading the network itself is `tuiplayer.nn`'s job — so `tuiplayer models`
+and the player's start-up never wait for TensorFlow.
+
+The models folder is, in order: `$TUIPLAYER_MODELS`; the copy inside an installed wheel
+(`tuiplayer/_models`); the repository's top-level `models/` (source checkouts and editable
+installs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuiplayer.config import SIGNAL, STEMS
+from tuiplayer.errors import ModelError
+
+MODELS_ENV = "TUIPLAYER_MODELS"
+INDEX_FILE = "index.json"
+CARD_FILE = "card.json"
+WEIGHTS_FILE = "model.keras"
+
+
+def models_root() -> Path:
+    """The folder holding the installed model versions (see the module docstring)."""
+    override = os.environ.get(MODELS_ENV)
+    if override:
+        return Path(override)
+    package = Path(__file__).resolve().parent
+    bundled = package / "_models"
+    if bundled.is_dir():
+        return bundled
+    return package.parent / "models"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model folder's card.json says, plus where it is.
+
+    signal: the numbers of DESIGN.md §2 the model was trained with (SignalConfig.as_dict()).
+    training: data, steps, hours, hardware. metrics: measured figures (SDR per stem on named
+    datasets, real-time factor on named hardware).
+    """
+
+    name: str
+    version: str
+    arch: str
+    stems: tuple[str, ...]
+    signal: dict[str, int]
+    parameters: int
+    sha256: str
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    folder: Path = Path()
+
+    @property
+    def weights(self) -> Path:
+        return self.folder / WEIGHTS_FILE
+
+    def as_json(self) -> dict[str, Any]:
+        """The card as `models --json` prints it (card fields plus its folder)."""
+        return {
+            "name": self.name, "version": self.version, "arch": self.arch, "stems": list(self.stems),
+            "signal": self.signal, "parameters": self.parameters, "sha256": self.sha256,
+            "training": self.training, "metrics": self.metrics, "path": str(self.folder),
+        }
+
+
+def read_card(folder: Path) -> ModelCard:
+    """Read and check `folder/card.json`; ModelError (one line) if missing or unusable."""
+    path = folder / CARD_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{folder}: not a model folder (no {CARD_FILE})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelError(f"{path}: unreadable model card ({error})") from None
+    try:
+        card = ModelCard(
+            name=str(raw["name"]), version=str(raw["version"]), arch=str(raw["arch"]),
+            stems=tuple(raw["stems"]), signal=dict(raw["signal"]), parameters=int(raw["parameters"]),
+            sha256=str(raw["sha256"]), training=dict(raw.get("training", {})),
+            metrics=dict(raw.get("metrics", {})), folder=folder,
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelError(f"{path}: model card lacks or mangles {error}") from None
+    if card.stems != STEMS:
+        raise ModelError(f"{path}: model separates {card.stems}, this player needs {STEMS}")
+    if card.signal != SIGNAL.as_dict():
+        differ = sorted(k for k in SIGNAL.as_dict() if card.signal.get(k) != SIGNAL.as_dict()[k])
+        raise ModelError(f"{path}: model was trained with other signal settings ({', '.join(differ)})")
+    return card
+
+
+def installed(root: Path | None = None) -> list[ModelCard]:
+    """Every model folder under root with a valid card, sorted by name (broken ones skipped)."""
+    root = root or models_root()
+    cards = []
+    for folder in sorted(p for p in root.glob("*/") if (p / CARD_FILE).is_file()):
+        try:
+            cards.append(read_card(folder))
+        except ModelError:
+            continue
+    return cards
+
+
+def read_index(root: Path | None = None) -> dict[str, str | None]:
+    """The models folder's index: {"default": name or None, "ab": name or None}."""
+    root = root or models_root()
+    try:
+        raw = json.loads((root / INDEX_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"default": None, "ab": None}
+    except (OSError, json.JSONDecodeError) as error:
+        raise ModelError(f"{root / INDEX_FILE}: unreadable ({error})") from None
+    return {"default": raw.get("default"), "ab": raw.get("ab")}
+
+
+def resolve(name_or_path: str | None, root: Path | None = None) -> ModelCard:
+    """A model by installed name, by folder path, or (None) the index's default."""
+    root = root or models_root()
+    if name_or_path is None:
+        name_or_path = read_index(root)["default"]
+        if name_or_path is None:
+            raise ModelError(f"no default model is installed in {root}")
+    candidate = Path(name_or_path)
+    if candidate.name == WEIGHTS_FILE:
+        candidate = candidate.parent
+    if not candidate.is_dir():
+        candidate = root / str(name_or_path)
+    if not candidate.is_dir():
+        names = ", ".join(card.name for card in installed(root)) or "none"
+        raise ModelError(f"no model named {name_or_path!r} (installed: {names})")
+    return read_card(candidate)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB pieces."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for piece in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def verify_weights(card: ModelCard) -> Path:
+    """The card's model.keras, after checking it exists and matches the card's sha256."""
+    if not card.weights.is_file():
+        raise ModelError(f"{card.folder}: {WEIGHTS_FILE} is missing")
+    if file_sha256(card.weights) != card.sha256:
+        raise ModelError(f"{card.weights}: checksum does not match its card (corrupt or replaced)")
+    return card.weights
