@@ -85,3 +85,17 @@ def test_magnitude_is_the_model_band(stft: Stft) -> None:
     mag = magnitude(spec)
     assert mag.shape == (len(spec), SIGNAL.n_bins, 2) and mag.dtype == np.float32
     np.testing.assert_allclose(mag, np.abs(spec[:, : SIGNAL.n_bins]))
+
+
+def test_frame_ranges_add_up_to_the_whole_transform(stft: Stft) -> None:
+    """Forward a range of frames, invert ranges one by one: the same as whole-song calls."""
+    audio = np.random.default_rng(7).standard_normal((150_000, 2)).astype(np.float32)
+    whole = stft.forward(audio)
+    part = stft.forward(audio, first_frame=40, n_frames=70)
+    np.testing.assert_array_equal(part, whole[40:110])
+    out = np.zeros_like(audio)
+    for first in range(0, len(whole), 53):  # uneven ranges, edges included
+        stft.inverse(whole[first : first + 53], len(audio), out, first_frame=first, accumulate=True)
+    assert relative_error(out, audio) < 1e-5
+    with pytest.raises(ValueError, match="accumulate needs out"):
+        stft.inverse(whole[:10], len(audio), accumulate=True)

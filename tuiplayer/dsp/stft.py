@@ -166,9 +166,18 @@ class Stft:
             writeable=False,
         )
 
-    def forward(self, audio: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def forward(
+        self,
+        audio: np.ndarray,
+        out: np.ndarray | None = None,
+        *,
+        first_frame: int = 0,
+        n_frames: int | None = None,
+    ) -> np.ndarray:
         """audio (n_samples, channels) float → spectrogram (n_frames, n_freqs, channels) complex64.
 
+        first_frame, n_frames: compute only frames first_frame … first_frame+n_frames-1 of the
+        signal's spectrogram (all of it by default) — the separation engine works block by block.
         out: where to write the spectrogram (e.g. from `empty_spectrogram`, reused across calls
         to spare the allocation); a new array is made when None.
         """
@@ -177,7 +186,10 @@ class Stft:
         cfg = self.config
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         n_samples, channels = audio.shape
-        n_frames = n_frames_for(n_samples, cfg.hop_length)
+        if n_frames is None:
+            n_frames = n_frames_for(n_samples, cfg.hop_length) - first_frame
+        if first_frame < 0 or n_frames < 1:
+            raise ValueError(f"no frames to compute. Received first_frame={first_frame}, n_frames={n_frames}")
         shape = (n_frames, cfg.n_freqs, channels)
         if out is None:
             out = self.empty_spectrogram(n_frames, channels)
@@ -192,7 +204,7 @@ class Stft:
             plans = thread_plans(cfg.n_fft, channels, self.planner_effort)
             for start in range(first, stop, CHUNK_FRAMES):
                 count = min(CHUNK_FRAMES, stop - start)
-                np.multiply(self._frames(audio, start, count), window, out=plans.real[:count])
+                np.multiply(self._frames(audio, first_frame + start, count), window, out=plans.real[:count])
                 if direct and count == CHUNK_FRAMES:
                     plans.forward(plans.real, spec[start : start + count])
                 else:
@@ -201,12 +213,25 @@ class Stft:
         self._run(job, n_frames)
         return spec
 
-    def inverse(self, spec: np.ndarray, n_samples: int, out: np.ndarray | None = None) -> np.ndarray:
+    def inverse(
+        self,
+        spec: np.ndarray,
+        n_samples: int,
+        out: np.ndarray | None = None,
+        *,
+        first_frame: int = 0,
+        accumulate: bool = False,
+    ) -> np.ndarray:
         """spectrogram (n_frames, n_freqs, channels) → audio (n_samples, channels) float32.
 
         Weighted overlap-add normalised by the summed squared window. Workers stream their
         frame ranges through a small accumulator and write finished hops straight into `out`;
         the few hops where two ranges meet are added after they join.
+
+        accumulate: `spec` holds frames first_frame … of an n_samples signal; their share of
+        it is added to `out` (which must be given). Adding the shares of consecutive frame
+        ranges, each normalised by the whole signal's window sum, gives the same audio as
+        one inverse of the whole spectrogram: the engine inverts block by block this way.
         """
         cfg = self.config
         if spec.ndim != 3 or spec.shape[1] != cfg.n_freqs:
@@ -214,11 +239,15 @@ class Stft:
                 f"spectrogram must be (n_frames, {cfg.n_freqs}, channels). Received shape {spec.shape}"
             )
         n_frames, _, channels = spec.shape
-        if n_frames != n_frames_for(n_samples, cfg.hop_length):
-            raise ValueError(
-                f"{n_frames} frames do not match {n_samples} samples "
-                f"(expected {n_frames_for(n_samples, cfg.hop_length)})"
-            )
+        total_frames = n_frames_for(n_samples, cfg.hop_length)
+        if accumulate:
+            if out is None or first_frame < 0 or first_frame + n_frames > total_frames:
+                raise ValueError(
+                    f"accumulate needs out and frames inside the signal's {total_frames}. "
+                    f"Received first_frame={first_frame}, n_frames={n_frames}, out={out is not None}"
+                )
+        elif first_frame != 0 or n_frames != total_frames:
+            raise ValueError(f"{n_frames} frames do not match {n_samples} samples (expected {total_frames})")
         if out is None:
             out = np.empty((n_samples, channels), dtype=np.float32)
         elif out.shape != (n_samples, channels) or out.dtype != np.float32:
@@ -243,14 +272,16 @@ class Stft:
                 pieces = frames.reshape(count, overlap, hop, channels)
                 for k in range(overlap):
                     acc[k : k + count] += pieces[:, k]
-                self._emit(out, start, acc[:count], n_frames, add=False)  # complete hops
+                # complete hops
+                self._emit(out, first_frame + start, acc[:count], total_frames, add=accumulate)
                 acc[: overlap - 1] = acc[count : count + overlap - 1]  # carry the open hops
                 acc[overlap - 1 :] = 0.0
-            return stop, acc[: overlap - 1].copy()
+            return first_frame + stop, acc[: overlap - 1].copy()
 
         carries = self._run(job, n_frames)
         for index, (row, carry) in enumerate(carries):
-            self._emit(out, row, carry, n_frames, add=index < len(carries) - 1)
+            last = index == len(carries) - 1
+            self._emit(out, row, carry, total_frames, add=accumulate or not last)
         return out
 
     def _emit(self, out: np.ndarray, row: int, hops: np.ndarray, n_frames: int, add: bool) -> None:

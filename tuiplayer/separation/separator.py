@@ -1,0 +1,133 @@
+"""The separation core shared by the player, `separate`, `eval` and `bench`.
+
+For each block of the grid: STFT of its frames → magnitudes of bins 0 … n_bins-1 → model
+masks → masks extended to all bins and weighted by the block's cross-fade → masked mixture
+spectrograms of the four stems → their share of the stems' audio, added in place. Blocks may
+be separated in any order (the player goes playhead first); the stems are complete where all
+blocks touching them are done. Because each block's masks sum to 1 and the cross-fade weights
+sum to 1, the four stems always add up to the input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+
+from tuiplayer.config import SIGNAL
+from tuiplayer.dsp import masks as mask_ops
+from tuiplayer.dsp.stft import Stft, n_frames_for
+from tuiplayer.separation.blocks import DEFAULT_OVERLAP, BlockGrid
+
+Predict = Callable[[np.ndarray], np.ndarray]
+"""A model: magnitudes (batch, n_frames, n_bins, channels) → masks (batch, n_frames, n_bins, channels, n_stems)."""
+
+
+class SongSeparation:
+    """One song being separated: its audio, block grid, and the stems filled in so far.
+
+    audio: (n_samples, 2) float32 at SIGNAL.sample_rate.
+    stems: (n_samples, 2, n_stems) float32, the sum of the done blocks' shares.
+    done: (n_blocks,) bool, which blocks have been added.
+    """
+
+    def __init__(self, audio: np.ndarray, stft: Stft, n_stems: int, overlap: int = DEFAULT_OVERLAP) -> None:
+        self.audio = np.ascontiguousarray(audio, dtype=np.float32)
+        self.stft = stft
+        self.grid = BlockGrid(n_frames_for(len(audio)), overlap=overlap)
+        self.stems = np.zeros((len(audio), audio.shape[1], n_stems), dtype=np.float32)
+        self.done = np.zeros(len(self.grid), dtype=bool)
+
+    def model_input(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Block `index`: its mixture STFT (frames, n_freqs, 2) and the model's input (n_frames, n_bins, 2).
+
+        The model input is zero-padded to a whole block where the song ends.
+        """
+        first, stop = self.grid.frames(index)
+        spec = self.stft.forward(self.audio, first_frame=first, n_frames=stop - first)
+        magnitude = np.zeros((self.grid.block, SIGNAL.n_bins, spec.shape[2]), dtype=np.float32)
+        magnitude[: stop - first] = np.abs(spec[:, : SIGNAL.n_bins])
+        return spec, magnitude
+
+    def add_block(self, index: int, spec: np.ndarray, masks: np.ndarray) -> None:
+        """Add block `index`'s share of the stems, from its STFT and the model's masks.
+
+        spec: (frames, n_freqs, channels) from model_input; masks: (n_frames, n_bins, channels,
+        n_stems), non-negative (normalised here); frames past the song's end are ignored.
+        """
+        if self.done[index]:
+            return
+        first, stop = self.grid.frames(index)
+        count = stop - first
+        full = mask_ops.extend(mask_ops.normalise(masks[:count]), spec.shape[1])
+        full *= self.grid.weights(index)[:, None, None, None]
+        # all stems as extra channels, one inverse: (frames, n_freqs, channels · n_stems)
+        stem_specs = (spec[..., None] * full).reshape(count, spec.shape[1], -1)
+        flat = self.stems.reshape(len(self.stems), -1)
+        self.stft.inverse(stem_specs, len(self.audio), flat, first_frame=first, accumulate=True)
+        self.done[index] = True
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.done.all())
+
+
+class Separator:
+    """Separates whole songs with a model, in batches of blocks.
+
+    predict: the model (see `Predict`); batch_size: blocks per model call.
+    """
+
+    def __init__(
+        self,
+        predict: Predict,
+        *,
+        n_stems: int = 4,
+        batch_size: int = 8,
+        overlap: int = DEFAULT_OVERLAP,
+        stft: Stft | None = None,
+    ) -> None:
+        self.predict = predict
+        self.n_stems = n_stems
+        self.batch_size = batch_size
+        self.overlap = overlap
+        self.stft = stft or Stft()
+
+    def start(self, audio: np.ndarray) -> SongSeparation:
+        """A song ready to be separated block by block."""
+        return SongSeparation(audio, self.stft, self.n_stems, self.overlap)
+
+    def run_blocks(self, song: SongSeparation, indices: Sequence[int]) -> None:
+        """Separate the given blocks of `song` in one model call and add them."""
+        inputs = [song.model_input(i) for i in indices]
+        masks = self.predict(np.stack([magnitude for _, magnitude in inputs]))
+        for index, (spec, _), block_masks in zip(indices, inputs, masks, strict=True):
+            song.add_block(index, spec, block_masks)
+
+    def separate(
+        self,
+        audio: np.ndarray,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """audio (n_samples, 2) → stems (n_samples, 2, n_stems); they sum to the input.
+
+        progress(done_blocks, total_blocks) is called after each model call.
+        """
+        song = self.start(audio)
+        total = len(song.grid)
+        for batch in _batches(range(total), self.batch_size):
+            self.run_blocks(song, batch)
+            if progress is not None:
+                progress(int(song.done.sum()), total)
+        return song.stems
+
+
+def _batches(items: Iterable[int], size: int) -> Iterable[list[int]]:
+    batch: list[int] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
