@@ -1,0 +1,85 @@
+"""Running a shipped model: the only place the player touches TensorFlow.
+
+`load(card)` checks the weights against the card's checksum, loads `model.keras` under
+TensorFlow, and returns a `Runner`: a callable that takes magnitude blocks and returns masks
+(the `separation.separator.Predict` contract). TensorFlow is imported on the first call here,
+never at import time, so the player's window appears before TensorFlow has loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tuiplayer.config import SIGNAL
+from tuiplayer.errors import ModelError
+from tuiplayer.modelstore import ModelCard, verify_weights
+
+_CONFIGURED = threading.Lock()
+_threads_set: tuple[int, int] | None = None
+
+
+def configure_threads(intra_op: int, inter_op: int = 1) -> None:
+    """Size TensorFlow's thread pools (must run before TensorFlow starts its runtime).
+
+    On a 2-core machine the player keeps one core for audio and the UI (DESIGN.md §4), while
+    batch jobs (`separate`, `eval`, `bench`) use every core. A later call with other numbers
+    is ignored: TensorFlow fixes its pools once.
+    """
+    global _threads_set
+    with _CONFIGURED:
+        if _threads_set is not None:
+            return
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep
+        import tensorflow as tf
+
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+            tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+        except RuntimeError:  # already initialised by someone else: keep its pools
+            pass
+        _threads_set = (intra_op, inter_op)
+
+
+@dataclass
+class Runner:
+    """A loaded model. runner(magnitudes (batch, n_frames, n_bins, 2)) → masks (batch, …, 2, n_stems)."""
+
+    card: ModelCard
+    model: Any
+    _predict: Any
+
+    def __call__(self, magnitudes: np.ndarray) -> np.ndarray:
+        expected = (SIGNAL.n_frames, SIGNAL.n_bins, SIGNAL.channels)
+        if magnitudes.ndim != 4 or magnitudes.shape[1:] != expected:
+            raise ValueError(f"model input must be (batch, {expected}). Received shape {magnitudes.shape}")
+        return np.asarray(self._predict(np.ascontiguousarray(magnitudes, dtype=np.float32)))
+
+
+def load(card: ModelCard, threads: int | None = None) -> Runner:
+    """Load the model a card describes; ModelError (one line) if it is missing, corrupt or foreign."""
+    weights = verify_weights(card)
+    configure_threads(threads or max(1, (os.cpu_count() or 1)))
+    import keras
+    import tensorflow as tf
+
+    import tuiplayer.nn.models  # noqa: F401 - registers the custom layers with Keras
+
+    try:
+        model = keras.saving.load_model(weights, compile=False)
+    except Exception as error:  # Keras raises many kinds for a damaged archive
+        raise ModelError(f"{weights}: cannot load the model ({type(error).__name__}: {error})") from None
+    expected_in = (None, SIGNAL.n_frames, SIGNAL.n_bins, SIGNAL.channels)
+    if tuple(model.input_shape) != expected_in:
+        raise ModelError(f"{weights}: model takes {model.input_shape}, expected {expected_in}")
+
+    @tf.function(reduce_retracing=True)
+    def predict(magnitudes: tf.Tensor) -> tf.Tensor:
+        return model(magnitudes, training=False)
+
+    return Runner(card, model, predict)
