@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tuiplayer import __version__
-from tuiplayer.errors import TuiplayerError
+from tuiplayer.errors import BadInput, TuiplayerError
+from tuiplayer.files import write_text
 
 
 def _format_duration(seconds: float) -> str:
@@ -75,6 +76,56 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a separator and write its model folder."""
+    from tuiplayer.nn.train import TrainConfig, parse_options, train
+
+    out = Path(args.out)
+    config = TrainConfig(
+        data=tuple(str(path) for path in args.data), arch=args.arch, out=str(out),
+        run_dir=str(args.run_dir or Path("runs") / out.name), steps=args.steps,
+        steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, seed=args.seed,
+        validation=str(args.validation) if args.validation else None, hours=args.hours,
+        version=args.version, options=parse_options(args.option),
+    )
+    for folder in (*config.data, *([config.validation] if config.validation else [])):
+        if not Path(folder).is_dir():
+            raise BadInput(f"{folder}: no such dataset folder")
+    train(config, resume=not args.restart, force=args.force)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """SDR of models on a dataset, always beside the oracle and mixture/4 rows."""
+    import numpy as np
+
+    from tuiplayer import evaluation, modelstore
+    from tuiplayer.config import STEMS
+    from tuiplayer.data.tracks import find_tracks
+    from tuiplayer.nn import runtime
+    from tuiplayer.separation.separator import Separator
+
+    if args.json and args.json.exists() and not args.force:
+        raise BadInput(f"{args.json}: exists already (use --force to overwrite)")
+    tracks = find_tracks(args.dataset, subset=args.subset)
+    cards = [] if args.oracle else [modelstore.resolve(name) for name in (args.model or [None])]
+    models = {card.name: Separator(runtime.load(card)) for card in cards}
+
+    def songs():  # one track in memory at a time: (name, stems (n_samples, 2, n_stems))
+        for track in tracks:
+            stems = track.load_stems()
+            yield track.name, np.stack([stems[name] for name in STEMS], axis=-1)
+
+    scores = evaluation.evaluate(
+        songs(), models, progress=lambda row, track: print(f"  {row}: {track}", file=sys.stderr)
+    )
+    print(evaluation.format_table(scores))
+    if args.json:
+        write_text(args.json, json.dumps(scores, indent=2) + "\n", force=args.force)
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -104,12 +155,43 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     bench.add_argument("--seconds", type=_positive_int, default=240, help="length of the test track (240)")
     bench.set_defaults(run=cmd_bench)
+
+    evaluate = commands.add_parser("eval", help="SDR of models on a dataset, with oracle and mixture/4 rows")
+    evaluate.add_argument("dataset", type=Path, metavar="DATASET", help="MUSDB18(-HQ) layout folder")
+    evaluate.add_argument("--model", action="append", metavar="M", help="model name or folder (repeatable)")
+    evaluate.add_argument("--oracle", action="store_true", help="only the reference rows (oracle, mixture/4)")
+    evaluate.add_argument("--subset", choices=("train", "test"), help="only this part of the dataset")
+    evaluate.add_argument("--json", type=Path, metavar="FILE", help="also write every score to FILE")
+    evaluate.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    evaluate.set_defaults(run=cmd_eval)
+
+    train = commands.add_parser("train", help="train a separator and write its model folder")
+    train.add_argument("--data", type=Path, action="append", required=True, metavar="DIR",
+                       help="dataset folder (MUSDB18-HQ layout; repeatable)")
+    train.add_argument("--arch", required=True, choices=("unet", "hybrid", "d3net"))
+    train.add_argument("--out", required=True, metavar="models/NAME", help="model folder to write")
+    train.add_argument("--validation", type=Path, metavar="DIR", help="dataset scored after each epoch")
+    train.add_argument("--steps", type=_positive_int, default=20_000)
+    train.add_argument("--steps-per-epoch", type=_positive_int, default=250)
+    train.add_argument("--batch-size", type=_positive_int, default=8)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--hours", type=float, help="stop after this much training time (resumable)")
+    train.add_argument("--version", default="0.1", help="version written on the card")
+    train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                       help="architecture size option (repeatable)")
+    train.add_argument("--run-dir", type=Path, help="checkpoints and logs (default runs/NAME)")
+    train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    train.add_argument("--force", action="store_true", help="replace an existing model.keras")
+    train.set_defaults(run=cmd_train)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
     args = build_parser().parse_args(argv)
+    if not os.environ.get("TUIPLAYER_DEBUG"):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter
     try:
         return int(args.run(args))
     except TuiplayerError as error:

@@ -1,0 +1,122 @@
+"""Training, model folders and evaluation end to end, with tiny models on tiny datasets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import run_cli
+
+from tuiplayer import modelstore
+from tuiplayer.config import STEMS
+from tuiplayer.errors import ModelError
+
+TINY_UNET = ["--option", "base_filters=4", "--option", "depth=3", "--option", "max_filters=8",
+             "--option", "convs_per_level=0"]
+
+
+def write_dataset(root: Path, n_tracks: int, seconds: float = 6.0, seed: int = 0) -> Path:
+    """Tracks whose stems are easy to tell apart: a high tone, clicks, a low tone, a square wave."""
+    rng = np.random.default_rng(seed)
+    rate = 44100
+    t = np.arange(int(seconds * rate)) / rate
+    for k in range(n_tracks):
+        stems = {
+            "vocals": 0.2 * np.sin(2 * np.pi * (600 + 40 * k) * t * (1 + 0.01 * np.sin(2 * np.pi * 5 * t))),
+            "drums": 0.3 * rng.standard_normal(len(t)) * (np.mod(t, 0.5) < 0.04),
+            "bass": 0.3 * np.sin(2 * np.pi * (55 + 5 * k) * t),
+            "other": 0.1 * np.sign(np.sin(2 * np.pi * (330 + 20 * k) * t)),
+        }
+        folder = root / f"track {k}"
+        folder.mkdir(parents=True)
+        mixture = np.zeros((len(t), 2), dtype=np.float32)
+        for name in STEMS:
+            stereo = np.stack([stems[name], 0.8 * stems[name]], axis=1).astype(np.float32)
+            sf.write(folder / f"{name}.wav", stereo, rate, subtype="FLOAT")
+            mixture += stereo
+        sf.write(folder / "mixture.wav", mixture, rate, subtype="FLOAT")
+    return root
+
+
+@pytest.mark.slow
+def test_train_writes_a_model_folder_that_eval_and_the_player_can_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = write_dataset(tmp_path / "train", 3)
+    valid = write_dataset(tmp_path / "valid", 2, seed=1)
+    models = tmp_path / "models"
+    monkeypatch.setenv(modelstore.MODELS_ENV, str(models))
+    common = ["train", "--data", data, "--validation", valid, "--arch", "unet", "--out", models / "tiny",
+              "--steps-per-epoch", "2", "--batch-size", "2", "--run-dir", tmp_path / "run", *TINY_UNET]
+
+    first = run_cli(*common, "--steps", "4")
+    assert first.returncode == 0, first.stderr
+    card = modelstore.resolve("tiny")
+    modelstore.verify_weights(card)  # the card's checksum is the file's
+    assert card.arch == "unet" and card.training["steps"] == 4 and card.parameters > 0
+    assert modelstore.read_index(models)["default"] == "tiny"
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert [r["epoch"] for r in state["history"]] == [1, 2]
+    assert set(state["history"][-1]["val_sdr"]) == {*STEMS, "mean"}
+
+    refused = run_cli(*common, "--steps", "6")
+    assert refused.returncode == 2 and "--force" in refused.stderr
+
+    resumed = run_cli(*common, "--steps", "6", "--force")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert [r["epoch"] for r in state["history"]] == [1, 2, 3]
+
+    report = tmp_path / "scores.json"
+    evaluated = run_cli("eval", valid, "--json", report)
+    assert evaluated.returncode == 0, evaluated.stderr
+    scores = json.loads(report.read_text())
+    assert set(scores) == {"tiny", "oracle", "mix4"}
+    assert set(scores["oracle"]) == {"track 0", "track 1"}
+    for track in scores["oracle"]:
+        oracle = np.mean(list(scores["oracle"][track].values()))
+        assert oracle > np.mean(list(scores["tiny"][track].values()))
+        assert oracle > np.mean(list(scores["mix4"][track].values())) + 5
+
+
+def test_a_tiny_model_learns(tmp_path: Path) -> None:
+    """A few optimizer steps on one batch of real examples make the loss fall."""
+    import keras
+
+    from tuiplayer.data.augment import AugmentConfig
+    from tuiplayer.data.examples import ExampleConfig, iterate_batches
+    from tuiplayer.data.tracks import find_tracks
+    from tuiplayer.nn.models import TINY_OPTIONS, build_model
+    from tuiplayer.nn.models.losses import StemMagnitudeL1, with_stem_estimates
+
+    tracks = find_tracks(write_dataset(tmp_path / "data", 2))
+    mixture, stems = next(iterate_batches(tracks, 2, seed=0, augment=AugmentConfig.off(), n_batches=1,
+                                          config=ExampleConfig(planner_effort="FFTW_ESTIMATE")))
+    keras.utils.set_random_seed(0)
+    trainer = with_stem_estimates(build_model("unet", **TINY_OPTIONS["unet"]))
+    trainer.compile(optimizer=keras.optimizers.Adam(0.01), loss=StemMagnitudeL1())
+    before = float(trainer.evaluate(mixture, stems, verbose=0))
+    trainer.fit(mixture, stems, epochs=12, batch_size=2, verbose=0)
+    assert float(trainer.evaluate(mixture, stems, verbose=0)) < 0.8 * before
+
+
+def test_broken_model_files_give_one_clear_error(tmp_path: Path) -> None:
+    from tuiplayer.nn import runtime
+
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(b"PK\x03\x04 this is not a keras archive")
+    card = {"name": "broken", "version": "0", "arch": "unet", "stems": list(STEMS),
+            "signal": __import__("tuiplayer.config", fromlist=["SIGNAL"]).SIGNAL.as_dict(), "parameters": 1,
+            "sha256": modelstore.file_sha256(folder / "model.keras")}
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="cannot load the model"):
+        runtime.load(modelstore.read_card(folder))
+    result = run_cli("eval", tmp_path, "--model", folder)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("tuiplayer: ")
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,306 @@
+"""`tuiplayer train`: train a separator and write it as a model folder (DESIGN.md §5).
+
+Pure Keras 3 (any backend): the same command trains under TensorFlow here and under JAX or
+PyTorch on a GPU machine without TensorFlow (DESIGN.md §9); the saved `.keras` file loads
+under TensorFlow in the player.
+
+A run lives in a folder (default `runs/<name>`): `checkpoint.keras` (model and optimizer) and
+`state.json` after every epoch, so an interrupted run resumes where it stopped (`--resume`,
+automatic when the folder holds a checkpoint); `log.csv` and, under TensorFlow, TensorBoard
+logs; validation SDR per stem after each epoch when a validation set is given, with the best
+model kept as `best.keras`. At the end the best (or last) separator goes to
+`<out>/model.keras` with its `card.json`, and `models/index.json` names it if it has no default.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tuiplayer.config import SIGNAL, STEMS
+from tuiplayer.errors import BadInput
+from tuiplayer.files import write_text
+from tuiplayer.modelstore import CARD_FILE, INDEX_FILE, WEIGHTS_FILE, file_sha256
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on (recorded in the run folder and the card).
+
+    data: dataset folders (MUSDB18-HQ layout) to train on. validation: a dataset folder to
+    score after each epoch (median SDR per stem), or None. steps: optimizer steps in all;
+    steps_per_epoch: steps between checkpoints and validations. hours: stop early after this
+    much training time (the run can be resumed). options: the architecture's size options.
+    """
+
+    data: tuple[str, ...]
+    arch: str
+    out: str
+    run_dir: str
+    steps: int = 20_000
+    steps_per_epoch: int = 250
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    seed: int = 0
+    validation: str | None = None
+    validation_tracks: int = 8
+    validation_seconds: float = 20.0
+    hours: float | None = None
+    version: str = "0.1"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def epochs(self) -> int:
+        return math.ceil(self.steps / self.steps_per_epoch)
+
+
+def hardware() -> str:
+    """A short description of where training runs (CPU model and cores, or the GPU)."""
+    backend = _backend()
+    gpu = _gpu_name(backend)
+    if gpu:
+        return f"{gpu} ({backend})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, no GPU ({backend})"
+
+
+def _backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def _gpu_name(backend: str) -> str | None:
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            return f"{len(gpus)}× GPU" if gpus else None
+        if backend == "jax":
+            import jax
+
+            devices = [d for d in jax.devices() if d.platform == "gpu"]
+            return f"{len(devices)}× {devices[0].device_kind}" if devices else None
+        if backend == "torch":
+            import torch
+
+            return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except Exception:  # no GPU stack at all
+        return None
+    return None
+
+
+def _training_batches(config: TrainConfig, first_epoch: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """Endless (mixture (B,192,1024,2), stems (B,192,1024,2,4)) batches, augmented.
+
+    A resumed run continues with a new stream rather than repeating the first epochs'.
+    """
+    from tuiplayer.data.examples import iterate_batches
+    from tuiplayer.data.tracks import find_tracks
+
+    tracks = [track for folder in config.data for track in find_tracks(folder)]
+    if not tracks:
+        raise BadInput(f"no training tracks in {', '.join(config.data)}")
+    yield from iterate_batches(tracks, config.batch_size, seed=config.seed + 1000 * first_epoch)
+
+
+def _validation_songs(config: TrainConfig) -> list[tuple[str, np.ndarray]]:
+    """(name, stems (n_samples, 2, n_stems)) of the first validation tracks, cut to length."""
+    if config.validation is None:
+        return []
+    from tuiplayer.data.tracks import find_tracks
+
+    songs = []
+    limit = int(config.validation_seconds * SIGNAL.sample_rate)
+    for track in find_tracks(config.validation)[: config.validation_tracks]:
+        stems = track.load_stems()
+        songs.append((track.name, np.stack([stems[name][:limit] for name in STEMS], axis=-1)))
+    return songs
+
+
+def _save_keras(model: Any, path: Path) -> None:
+    """Save atomically: Keras writes a temporary `.keras` beside `path`, then it is moved in place."""
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def train(config: TrainConfig, *, resume: bool = True, force: bool = False, log=print) -> Path:
+    """Run (or resume) training; returns the model folder written."""
+    import keras
+
+    from tuiplayer.evaluation import evaluate, summary
+    from tuiplayer.nn.models import build_model
+    from tuiplayer.nn.models.losses import StemMagnitudeL1, with_stem_estimates
+    from tuiplayer.separation.separator import Separator
+
+    out, run_dir = Path(config.out), Path(config.run_dir)
+    if (out / WEIGHTS_FILE).exists() and not force:
+        raise BadInput(f"{out / WEIGHTS_FILE}: exists already (use --force to replace the model)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint, state_file, best_file = run_dir / "checkpoint.keras", run_dir / "state.json", run_dir / "best.keras"
+
+    state: dict[str, Any] = {"epoch": 0, "train_s": 0.0, "best_sdr": None, "history": []}
+    if resume and checkpoint.exists() and state_file.exists():
+        state = json.loads(state_file.read_text())
+        trainer = keras.saving.load_model(checkpoint)
+        separator = next(layer for layer in trainer.layers if isinstance(layer, keras.Model))
+        log(f"resuming {run_dir} at epoch {state['epoch']} ({state['train_s'] / 3600:.2f} h trained)")
+    else:
+        _maybe_mixed_precision()
+        separator = build_model(config.arch, **config.options)
+        trainer = with_stem_estimates(separator)
+        schedule = keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=config.steps, alpha=0.05,
+            warmup_target=None, warmup_steps=0,
+        )
+        trainer.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0), loss=StemMagnitudeL1())
+    write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2) + "\n", force=True)
+    log(f"{config.arch}: {separator.count_params():,} parameters; {hardware()}")
+
+    validation = _validation_songs(config)
+    batches = _training_batches(config, state["epoch"])
+    started = time.monotonic()
+    budget_s = None if config.hours is None else config.hours * 3600
+
+    for epoch in range(state["epoch"], config.epochs):
+        if budget_s is not None and state["train_s"] >= budget_s:
+            log(f"time budget of {config.hours} h reached after epoch {epoch}")
+            break
+        epoch_start = time.monotonic()
+        history = trainer.fit(
+            _take(batches, config.steps_per_epoch), steps_per_epoch=config.steps_per_epoch,
+            epochs=1, verbose=0,
+        )
+        state["train_s"] += time.monotonic() - epoch_start
+        record: dict[str, Any] = {"epoch": epoch + 1, "step": (epoch + 1) * config.steps_per_epoch,
+                                  "loss": float(history.history["loss"][-1]), "train_s": state["train_s"]}
+        if validation:
+            separate = Separator(lambda x: np.asarray(separator.predict_on_batch(x)))
+            table = summary(evaluate(validation, {"model": separate}, oracle=False))["model"]
+            record["val_sdr"] = table
+            if state["best_sdr"] is None or table["mean"] > state["best_sdr"]:
+                state["best_sdr"] = table["mean"]
+                _save_keras(separator, best_file)
+        state["epoch"] = epoch + 1
+        state["history"].append(record)
+        _save_keras(trainer, checkpoint)
+        write_text(state_file, json.dumps(state, indent=1) + "\n", force=True)
+        _append_csv(run_dir / "log.csv", record)
+        log(_describe(record))
+
+    final = keras.saving.load_model(best_file) if best_file.exists() else separator
+    folder = write_model_folder(final, config, state)
+    log(f"wrote {folder} (trained {state['train_s'] / 3600:.2f} h, wall {(time.monotonic() - started) / 3600:.2f} h)")
+    return folder
+
+
+def _take(batches: Iterator[Any], count: int) -> Iterator[Any]:
+    for _ in range(count):
+        yield next(batches)
+
+
+def _describe(record: dict[str, Any]) -> str:
+    text = f"epoch {record['epoch']} step {record['step']}: loss {record['loss']:.4f}"
+    if "val_sdr" in record:
+        text += " | val SDR " + " ".join(f"{k} {v:.2f}" for k, v in record["val_sdr"].items())
+    return text + f" | {record['train_s'] / 60:.1f} min"
+
+
+def _append_csv(path: Path, record: dict[str, Any]) -> None:
+    flat = {k: v for k, v in record.items() if k != "val_sdr"}
+    flat.update({f"val_{k}": v for k, v in record.get("val_sdr", {}).items()})
+    new = not path.exists()
+    with path.open("a", encoding="utf-8") as handle:
+        if new:
+            handle.write(",".join(flat) + "\n")
+        handle.write(",".join(str(v) for v in flat.values()) + "\n")
+
+
+def _maybe_mixed_precision() -> None:
+    """float16 compute on a GPU (the masks stay float32); the same float32 code path on CPU."""
+    import keras
+
+    if _gpu_name(_backend()):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+
+
+def write_model_folder(separator: Any, config: TrainConfig, state: dict[str, Any]) -> Path:
+    """Write model.keras and card.json into config.out, and name it in the models index."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    _save_keras(separator, out / WEIGHTS_FILE)
+    last = state["history"][-1] if state["history"] else {}
+    card = {
+        "name": out.name,
+        "version": config.version,
+        "arch": config.arch,
+        "stems": list(STEMS),
+        "signal": SIGNAL.as_dict(),
+        "parameters": int(separator.count_params()),
+        "sha256": file_sha256(out / WEIGHTS_FILE),
+        "training": {
+            "data": list(config.data),
+            "steps": int(last.get("step", 0)),
+            "batch_size": config.batch_size,
+            "hours": round(state["train_s"] / 3600, 3),
+            "hardware": hardware(),
+            "backend": _backend(),
+            "options": config.options,
+            "final_loss": last.get("loss"),
+            "best_validation_sdr": state.get("best_sdr"),
+            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        },
+        "metrics": {},
+    }
+    old_card = out / CARD_FILE
+    if old_card.exists():  # keep nothing stale: metrics are measured again for new weights
+        shutil.copy(old_card, out / f".{CARD_FILE}.previous")
+    write_text(old_card, json.dumps(card, indent=2) + "\n", force=True)
+    _name_in_index(out)
+    return out
+
+
+def _name_in_index(folder: Path) -> None:
+    index_file = folder.parent / INDEX_FILE
+    index = {"default": None, "ab": None}
+    if index_file.exists():
+        index.update(json.loads(index_file.read_text()))
+    if index["default"] is None:
+        index["default"] = folder.name
+    elif index["ab"] is None and index["default"] != folder.name:
+        index["ab"] = folder.name
+    write_text(index_file, json.dumps(index, indent=2) + "\n", force=True)
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """KEY=VALUE architecture options → a dict (values parsed as JSON, else kept as text)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BadInput(f"option {pair!r} is not KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
