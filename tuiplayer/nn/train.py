@@ -167,16 +167,19 @@ def train(config: TrainConfig, *, resume: bool = True, force: bool = False, log=
         log(f"resuming {run_dir} at epoch {state['epoch']} ({state['train_s'] / 3600:.2f} h trained)")
     else:
         _maybe_mixed_precision()
-        separator = build_model(config.arch, **config.options)
-        trainer = with_stem_estimates(separator)
-        schedule = keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=config.steps, alpha=0.05,
-            warmup_target=None, warmup_steps=0,
-        )
-        trainer.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0), loss=StemMagnitudeL1())
+        with _distribution_scope():
+            separator = build_model(config.arch, **config.options)
+            trainer = with_stem_estimates(separator)
+            schedule = keras.optimizers.schedules.CosineDecay(
+                config.learning_rate, decay_steps=config.steps, alpha=0.05
+            )
+            trainer.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0), loss=StemMagnitudeL1())
     write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2) + "\n", force=True)
     log(f"{config.arch}: {separator.count_params():,} parameters; {hardware()}")
 
+    callbacks = []
+    if _backend() == "tensorflow":  # TensorBoard needs TensorFlow's summary writer
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), update_freq="epoch"))
     validation = _validation_songs(config)
     batches = _training_batches(config, state["epoch"])
     started = time.monotonic()
@@ -189,7 +192,7 @@ def train(config: TrainConfig, *, resume: bool = True, force: bool = False, log=
         epoch_start = time.monotonic()
         history = trainer.fit(
             _take(batches, config.steps_per_epoch), steps_per_epoch=config.steps_per_epoch,
-            epochs=1, verbose=0,
+            initial_epoch=epoch, epochs=epoch + 1, verbose=0, callbacks=callbacks,
         )
         state["train_s"] += time.monotonic() - epoch_start
         record: dict[str, Any] = {"epoch": epoch + 1, "step": (epoch + 1) * config.steps_per_epoch,
@@ -234,6 +237,18 @@ def _append_csv(path: Path, record: dict[str, Any]) -> None:
         if new:
             handle.write(",".join(flat) + "\n")
         handle.write(",".join(str(v) for v in flat.values()) + "\n")
+
+
+def _distribution_scope() -> Any:
+    """tf.distribute.MirroredStrategy's scope when TensorFlow sees several GPUs, else nothing."""
+    import contextlib
+
+    if _backend() == "tensorflow":
+        import tensorflow as tf
+
+        if len(tf.config.list_physical_devices("GPU")) > 1:
+            return tf.distribute.MirroredStrategy().scope()
+    return contextlib.nullcontext()
 
 
 def _maybe_mixed_precision() -> None:
