@@ -14,6 +14,7 @@ import soundfile as sf
 from tuiplayer.audio import io
 from tuiplayer.config import SIGNAL
 from tuiplayer.errors import AudioFileError, OutputExistsError
+from tuiplayer.files import _umask
 
 needs_ffmpeg = pytest.mark.skipif(not io.ffmpeg_available(), reason="ffmpeg is not installed")
 
@@ -137,6 +138,10 @@ def test_write_is_atomic_and_never_clobbers(tmp_path: Path) -> None:
     io.write_audio(target, samples * 0.5, 44100, force=True)
     np.testing.assert_array_equal(sf.read(target, dtype="float32")[0], samples * 0.5)
     assert sorted(p.name for p in target.parent.iterdir()) == ["stem.wav"]  # no temporary left
+    assert target.stat().st_mode & 0o777 == 0o666 & ~_umask()  # not mkstemp's private 0600
+    target.chmod(0o640)
+    io.write_audio(target, samples, 44100, force=True)
+    assert target.stat().st_mode & 0o777 == 0o640  # a replaced file keeps its permissions
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_debris(tmp_path: Path) -> None:

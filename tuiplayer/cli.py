@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tuiplayer import __version__
+from tuiplayer.config import SIGNAL, STEMS
 from tuiplayer.errors import BadInput, TuiplayerError
 from tuiplayer.files import write_text
 
@@ -49,6 +50,38 @@ def cmd_info(args: argparse.Namespace) -> int:
     return status
 
 
+DEMO_DIR = Path(__file__).resolve().parent / "assets" / "demo"
+"""The bundled demo song: mixture.flac, its four stems, and song.json (how it was made)."""
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Play the bundled demo song (the original mix, until the player lands)."""
+    from tuiplayer.audio.io import load
+    from tuiplayer.playback.output import AudioOutput, BufferSource
+
+    mixture = DEMO_DIR / "mixture.flac"
+    if not mixture.is_file():
+        raise TuiplayerError(f"the demo song is missing from this installation ({mixture})")
+    about = json.loads((DEMO_DIR / "song.json").read_text(encoding="utf-8"))
+    audio = load(mixture)
+    total = _format_duration(audio.source.duration_s)
+    print(f"Demo: a synthetic {about.get('genre', '')} song in {about.get('key', '?')} at "
+          f"{about.get('tempo_bpm', 0):.0f} BPM, {total}, made by `tuiplayer synth` "
+          f"(stems: {', '.join(STEMS)}, beside it in {DEMO_DIR})")
+    if args.no_audio:
+        return 0
+    source = BufferSource(audio.samples)
+    output = AudioOutput(source, device=args.device)
+    try:
+        output.wait(tick=lambda: print(
+            f"\r  playing {_format_duration(source.position / SIGNAL.sample_rate)} / {total}  (Ctrl+C stops)",
+            end="", flush=True))
+    finally:
+        output.close()
+        print()
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     """The installed model versions and their cards."""
     from tuiplayer import modelstore
@@ -73,6 +106,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from tuiplayer import bench
 
     bench.run(json_path=args.json, force=args.force, audio_s=args.seconds)
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Render synthetic multitrack songs in the MUSDB18-HQ layout."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    from tuiplayer.synth import generate
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), transient=False) as bar:
+        task = bar.add_task(f"rendering {args.songs} songs", total=args.songs)
+        paths = generate(args.out, songs=args.songs, seconds=args.seconds, seed=args.seed,
+                         soundfonts=args.soundfont or None, jobs=args.jobs, force=args.force,
+                         progress=lambda done, total: bar.update(task, completed=done))
+    print(f"{len(paths)} songs in {args.out}")
     return 0
 
 
@@ -126,6 +175,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _device(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -142,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tuiplayer {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    demo = commands.add_parser("demo", help="play the bundled demo song")
+    demo.add_argument("--device", type=_device, metavar="ID", help="output device (number or name)")
+    demo.add_argument("--no-audio", action="store_true", help="only describe the song")
+    demo.set_defaults(run=cmd_demo)
+
     info = commands.add_parser("info", help="format, sample rate, channels and duration of audio files")
     info.add_argument("files", nargs="+", metavar="FILE")
     info.set_defaults(run=cmd_info)
@@ -155,6 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     bench.add_argument("--seconds", type=_positive_int, default=240, help="length of the test track (240)")
     bench.set_defaults(run=cmd_bench)
+
+    synth = commands.add_parser("synth", help="render synthetic multitrack songs (training data)")
+    synth.add_argument("out", type=Path, metavar="OUT", help="dataset folder to write")
+    synth.add_argument("--songs", type=_positive_int, required=True)
+    synth.add_argument("--seconds", type=float, required=True)
+    synth.add_argument("--seed", type=int, required=True)
+    synth.add_argument("--soundfont", type=Path, action="append", metavar="PATH",
+                       help="General MIDI soundfont (repeatable; default: the Debian ones)")
+    synth.add_argument("--jobs", type=_positive_int, help="songs rendered at once (default: the CPU count)")
+    synth.add_argument("--force", action="store_true", help="replace songs that exist already")
+    synth.set_defaults(run=cmd_synth)
 
     evaluate = commands.add_parser("eval", help="SDR of models on a dataset, with oracle and mixture/4 rows")
     evaluate.add_argument("dataset", type=Path, metavar="DATASET", help="MUSDB18(-HQ) layout folder")

@@ -27,9 +27,12 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     if path.exists() and not force:
         raise OutputExistsError(f"{path}: exists already (use --force to overwrite)")
     path.parent.mkdir(parents=True, exist_ok=True)
+    # a replaced file keeps its permissions; a new one gets the usual ones (mkstemp's are 0600)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -41,6 +44,19 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _move_no_clobber(tmp: Path, path: Path) -> None:

@@ -1,0 +1,57 @@
+"""Real sound output: PortAudio's ALSA `default` device written to a file (DESIGN.md §8)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tuiplayer.audio.io import load
+from tuiplayer.cli import DEMO_DIR
+
+
+def alsa_file_home(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose PortAudio `default` output writes raw float32 frames to a file."""
+    heard = tmp_path / "heard.raw"
+    (tmp_path / ".asoundrc").write_text(
+        f'pcm.!default {{ type file slave.pcm "null" file "{heard}" format "raw" }}\n'
+    )
+    return {**os.environ, "HOME": str(tmp_path)}, heard
+
+
+def test_demo_plays_the_song_through_portaudio(tmp_path: Path) -> None:
+    env, heard = alsa_file_home(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "tuiplayer", "demo"], env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "Demo: a synthetic" in result.stdout
+    played = np.fromfile(heard, dtype="<f4").reshape(-1, 2)
+    song = load(DEMO_DIR / "mixture.flac").samples
+    assert np.any(song[0] != 0)
+    # PortAudio primes ALSA with a few buffers of silence, then the song plays bit for bit
+    lead = int(np.argmax(np.any(played != 0, axis=1)))
+    assert lead <= 4 * 1024 and not played[:lead].any()
+    np.testing.assert_array_equal(played[lead : lead + len(song)], song)
+    assert not played[lead + len(song) :].any()
+
+
+def test_a_missing_output_device_is_one_clear_line(tmp_path: Path) -> None:
+    env, _ = alsa_file_home(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "tuiplayer", "demo", "--device", "no such card"],
+                            env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert "no sound output device 'no such card'" in result.stderr and "--no-audio" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--no-audio"])
+def test_demo_without_audio_only_describes(flag: str, tmp_path: Path) -> None:
+    env, heard = alsa_file_home(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "tuiplayer", "demo", flag], env=env, capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0 and "BPM" in result.stdout
+    assert not heard.exists()

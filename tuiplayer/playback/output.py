@@ -1,0 +1,105 @@
+"""Sound output through PortAudio (sounddevice).
+
+`AudioOutput` owns one sounddevice OutputStream whose callback asks a `source` for each buffer
+of frames. The callback runs on PortAudio's thread: it must not allocate, lock or block, so a
+source fills the buffer it is given in place (`fill(out) -> bool`, False when it has nothing
+more to play). sounddevice is imported when an output is opened, never at import time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from tuiplayer.config import SIGNAL
+from tuiplayer.errors import TuiplayerError
+
+BLOCK_FRAMES = 1024
+"""Frames per audio buffer (23 ms at 44.1 kHz): faders act within one buffer (DESIGN.md §3)."""
+
+
+class AudioDeviceError(TuiplayerError):
+    """No usable output device (none at all, a wrong --device, PortAudio missing)."""
+
+    exit_code = 2
+
+
+class Source(Protocol):
+    def fill(self, out: np.ndarray) -> bool:
+        """Write the next len(out) frames into out (frames, 2) float32; False when finished."""
+        ...
+
+
+class BufferSource:
+    """Plays a whole song held in memory. audio: (n_samples, 2) float32."""
+
+    def __init__(self, audio: np.ndarray) -> None:
+        self.audio = np.ascontiguousarray(audio, dtype=np.float32)
+        self.position = 0
+
+    def fill(self, out: np.ndarray) -> bool:
+        count = min(len(out), len(self.audio) - self.position)
+        out[:count] = self.audio[self.position : self.position + count]
+        out[count:] = 0.0
+        self.position += count
+        return count == len(out)
+
+
+def _sounddevice() -> Any:
+    try:
+        import sounddevice
+    except OSError as error:  # the PortAudio library itself is missing
+        raise AudioDeviceError(f"no sound output: PortAudio is not installed ({error}); "
+                               "install the Debian package libportaudio2") from None
+    return sounddevice
+
+
+def output_device(device: int | str | None = None) -> int:
+    """The PortAudio index of the output to use (the default one when device is None)."""
+    sd = _sounddevice()
+    try:
+        info = sd.query_devices(device, kind="output")
+    except (ValueError, sd.PortAudioError) as error:
+        what = "no default sound output device" if device is None else f"no sound output device {device!r}"
+        raise AudioDeviceError(f"{what} ({error}); try --device or --no-audio") from None
+    return int(info["index"])
+
+
+class AudioOutput:
+    """A running output stream that plays what `source` gives, until it is finished or closed."""
+
+    def __init__(self, source: Source, device: int | str | None = None,
+                 sample_rate: int = SIGNAL.sample_rate, block_frames: int = BLOCK_FRAMES) -> None:
+        sd = _sounddevice()
+        self.source = source
+        self.finished = threading.Event()
+        try:
+            self.stream = sd.OutputStream(
+                samplerate=sample_rate, blocksize=block_frames, device=output_device(device),
+                channels=2, dtype="float32", callback=self._callback, finished_callback=self.finished.set,
+            )
+            self.stream.start()
+        except sd.PortAudioError as error:
+            raise AudioDeviceError(f"cannot open the sound output ({error}); try --device or --no-audio") from None
+
+    def _callback(self, out: np.ndarray, frames: int, time: Any, status: Any) -> None:
+        if not self.source.fill(out):
+            raise _sounddevice().CallbackStop
+
+    def wait(self, timeout: float | None = None, tick: Callable[[], None] | None = None) -> bool:
+        """Block until the source is finished (True) or timeout passes; tick() every 0.2 s."""
+        waited = 0.0
+        while not self.finished.wait(0.2):
+            waited += 0.2
+            if tick:
+                tick()
+            if timeout is not None and waited >= timeout:
+                return False
+        return True
+
+    def close(self) -> None:
+        self.stream.abort()
+        self.stream.close()
