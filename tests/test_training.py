@@ -72,7 +72,7 @@ def test_train_writes_a_model_folder_that_eval_and_the_player_can_load(
     assert [r["epoch"] for r in state["history"]] == [1, 2, 3]
 
     report = tmp_path / "scores.json"
-    evaluated = run_cli("eval", valid, "--json", report)
+    evaluated = run_cli("eval", valid, "--json", report, "--record", "tiny tones")
     assert evaluated.returncode == 0, evaluated.stderr
     scores = json.loads(report.read_text())
     assert set(scores) == {"tiny", "oracle", "mix4"}
@@ -81,6 +81,15 @@ def test_train_writes_a_model_folder_that_eval_and_the_player_can_load(
         oracle = np.mean(list(scores["oracle"][track].values()))
         assert oracle > np.mean(list(scores["tiny"][track].values()))
         assert oracle > np.mean(list(scores["mix4"][track].values())) + 5
+    recorded = modelstore.resolve("tiny").metrics["sdr"]["tiny tones"]
+    assert recorded["tracks"] == 2 and set(recorded["oracle"]) == {*STEMS, "mean"}
+    modelstore.verify_weights(modelstore.resolve("tiny"))  # the card still matches the weights
+
+    speed = run_cli("bench", "--seconds", "2", "--model", "tiny", "--json", tmp_path / "bench.json", "--record")
+    assert speed.returncode == 0, speed.stderr
+    figures = json.loads((tmp_path / "bench.json").read_text())["models"]["tiny"]
+    assert figures["block_s"] > 0 and abs(figures["rtf"] - figures["block_s"] / 4.458) < 1e-3
+    assert next(iter(modelstore.resolve("tiny").metrics["speed"].values()))["rtf"] == figures["rtf"]
 
 
 def test_a_tiny_model_learns(tmp_path: Path) -> None:

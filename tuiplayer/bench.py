@@ -22,7 +22,9 @@ import numpy as np
 from tuiplayer.config import SIGNAL
 from tuiplayer.dsp import stft as stft_module
 from tuiplayer.dsp.stft import Stft, n_frames_for
+from tuiplayer.errors import OutputExistsError
 from tuiplayer.files import write_text
+from tuiplayer.modelstore import ModelCard
 
 BENCH_AUDIO_S = 240
 """Length of the benchmark track in seconds (a typical song)."""
@@ -157,14 +159,75 @@ def bench_tf_import() -> float | None:
         return None
 
 
-def run(json_path: Path | None = None, *, force: bool = False, audio_s: int = BENCH_AUDIO_S) -> dict[str, Any]:
-    """Run every benchmark, print the tables, and write JSON when asked."""
+SONG_S = 60
+"""Length of the song separated whole to measure throughput (blocks in batches of 8)."""
 
+
+def bench_model(card: ModelCard, blocks: int = 8, song_s: int = SONG_S) -> dict[str, Any]:
+    """Load time, one block's inference time at batch 1, and whole-song throughput of a model."""
+    from tuiplayer.nn import runtime
+    from tuiplayer.separation.separator import Separator
+
+    start = time.perf_counter()
+    runner = runtime.load(card)
+    load_s = time.perf_counter() - start
+    rng = np.random.default_rng(0)
+    block = rng.uniform(0, 2, (1, SIGNAL.n_frames, SIGNAL.n_bins, SIGNAL.channels)).astype(np.float32)
+    start = time.perf_counter()
+    runner(block)  # the first call traces the graph
+    first_block_s = time.perf_counter() - start
+    block_s = min(_best_of(lambda: runner(block), repeats=1) for _ in range(blocks))
+    song = (0.1 * rng.standard_normal((song_s * SIGNAL.sample_rate, 2))).astype(np.float32)
+    separator = Separator(runner, batch_size=8)
+    song_time_s = _best_of(lambda: separator.separate(song), repeats=1)
+    return {
+        "load_s": load_s,
+        "first_block_s": first_block_s,
+        "block_s": block_s,
+        "rtf": block_s / SIGNAL.block_seconds,
+        "song_s": song_s,
+        "song_rtf": song_time_s / song_s,
+        "parameters": card.parameters,
+    }
+
+
+def format_models_table(models: dict[str, dict[str, Any]]) -> str:
+    """The model figures as a small text table."""
+    if not models:
+        return "Models: none installed."
+    lines = [f"Models (one block = {SIGNAL.n_frames} frames = {SIGNAL.block_seconds:.2f} s of audio)",
+             f"  {'model':<12}{'params':>12}{'load s':>9}{'block s':>9}{'RTF':>8}{'song RTF':>10}"]
+    for name, m in models.items():
+        lines.append(f"  {name:<12}{m['parameters']:>12,}{m['load_s']:>9.2f}{m['block_s']:>9.3f}"
+                     f"{m['rtf']:>8.3f}{m['song_rtf']:>10.3f}")
+    lines.append(f"  (block: batch 1, best of 8; song RTF: a {SONG_S} s song separated whole, "
+                 "blocks overlapping, batch 8, STFT and ISTFT included)")
+    return "\n".join(lines)
+
+
+def run(
+    json_path: Path | None = None,
+    *,
+    force: bool = False,
+    audio_s: int = BENCH_AUDIO_S,
+    models: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run every benchmark, print the tables, and write JSON when asked.
+
+    models: names or folders of the models to measure (default: every installed one).
+    """
+    from tuiplayer import modelstore
+
+    if json_path is not None and json_path.exists() and not force:
+        raise OutputExistsError(f"{json_path}: exists already (use --force to overwrite)")
+    cards = [modelstore.resolve(m) for m in models] if models is not None else modelstore.installed()
     result: dict[str, Any] = {"tf_import_s": bench_tf_import(), "stft": bench_stft(audio_s), "models": {}}
     print(format_stft_table(result["stft"]))
     tf_import = result["tf_import_s"]
     print(f"\nTensorFlow import: {tf_import:.2f} s" if tf_import else "\nTensorFlow import: failed")
-    print("\nModels: none installed yet (no separation models are shipped in this version).")
+    for card in cards:
+        result["models"][card.name] = bench_model(card)
+    print("\n" + format_models_table(result["models"]))
     if json_path is not None:
         write_text(json_path, json.dumps(result, indent=2) + "\n", force=force)
     return result

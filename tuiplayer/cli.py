@@ -105,7 +105,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Speed and memory figures."""
     from tuiplayer import bench
 
-    bench.run(json_path=args.json, force=args.force, audio_s=args.seconds)
+    result = bench.run(json_path=args.json, force=args.force, audio_s=args.seconds, models=args.model)
+    if args.record:
+        from tuiplayer import modelstore
+        from tuiplayer.nn.train import hardware
+
+        for name, figures in result["models"].items():
+            modelstore.record_metrics(modelstore.resolve(name), "speed", hardware(), {
+                key: figures[key] for key in ("block_s", "rtf", "song_rtf", "load_s")})
+        print(f"recorded the speed of {', '.join(result['models'])} on their cards")
     return 0
 
 
@@ -166,10 +174,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
             stems = track.load_stems()
             yield track.name, np.stack([stems[name] for name in STEMS], axis=-1)
 
+    if args.record and len(cards) != 1:
+        raise BadInput("--record needs exactly one --model (the card the figures are written to)")
     scores = evaluation.evaluate(
         songs(), models, progress=lambda row, track: print(f"  {row}: {track}", file=sys.stderr)
     )
     print(evaluation.format_table(scores))
+    if args.record:
+        table = evaluation.summary(scores)
+        modelstore.record_metrics(cards[0], "sdr", args.record, {
+            "dataset": str(args.dataset), "tracks": len(tracks), "statistic": "median over tracks, dB",
+            "model": table[cards[0].name], "oracle": table[evaluation.ORACLE_ROW],
+            "mix4": table[evaluation.MIX4_ROW], "command": " ".join(["tuiplayer", *sys.argv[1:]]),
+        })
+        print(f"recorded as {args.record!r} on {cards[0].folder / modelstore.CARD_FILE}")
     if args.json:
         write_text(args.json, json.dumps(scores, indent=2) + "\n", force=args.force)
     return 0
@@ -212,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")
     bench.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     bench.add_argument("--seconds", type=_positive_int, default=240, help="length of the test track (240)")
+    bench.add_argument("--model", action="append", metavar="M",
+                       help="measure only this model (repeatable; default: every installed one)")
+    bench.add_argument("--record", action="store_true", help="write each model's speed into its card")
     bench.set_defaults(run=cmd_bench)
 
     synth = commands.add_parser("synth", help="render synthetic multitrack songs (training data)")
@@ -232,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--subset", choices=("train", "test"), help="only this part of the dataset")
     evaluate.add_argument("--json", type=Path, metavar="FILE", help="also write every score to FILE")
     evaluate.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    evaluate.add_argument("--record", metavar="LABEL",
+                          help="write the medians into the model's card under this dataset label")
     evaluate.set_defaults(run=cmd_eval)
 
     train = commands.add_parser("train", help="train a separator and write its model folder")

@@ -157,3 +157,18 @@ def verify_weights(card: ModelCard) -> Path:
     if file_sha256(card.weights) != card.sha256:
         raise ModelError(f"{card.weights}: checksum does not match its card (corrupt or replaced)")
     return card.weights
+
+
+def record_metrics(card: ModelCard, section: str, label: str, figures: dict[str, Any]) -> ModelCard:
+    """Write measured figures into the card: card.metrics[section][label] = figures.
+
+    Used by `eval --record` (section "sdr") and `bench --record` (section "speed"); the
+    weights are untouched, so the checksum stays valid. The card is rewritten atomically.
+    """
+    from tuiplayer.files import write_text
+
+    path = card.folder / CARD_FILE
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw.setdefault("metrics", {}).setdefault(section, {})[label] = figures
+    write_text(path, json.dumps(raw, indent=2) + "\n", force=True)
+    return read_card(card.folder)
