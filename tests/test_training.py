@@ -85,6 +85,13 @@ def test_train_writes_a_model_folder_that_eval_and_the_player_can_load(
     assert recorded["tracks"] == 2 and set(recorded["oracle"]) == {*STEMS, "mean"}
     modelstore.verify_weights(modelstore.resolve("tiny"))  # the card still matches the weights
 
+    more = run_cli("train", "--data", data, "--arch", "unet", "--out", models / "tiny2", "--init", "tiny",
+                   "--steps", "2", "--steps-per-epoch", "2", "--batch-size", "2", "--run-dir", tmp_path / "run2")
+    assert more.returncode == 0, more.stderr
+    continued = modelstore.resolve("tiny2")
+    assert continued.training["steps"] == 6 + 2 and continued.training["continued_from"]["model"] == "tiny"
+    assert modelstore.read_index(models) == {"default": "tiny", "ab": "tiny2"}
+
     speed = run_cli("bench", "--seconds", "2", "--model", "tiny", "--json", tmp_path / "bench.json", "--record")
     assert speed.returncode == 0, speed.stderr
     figures = json.loads((tmp_path / "bench.json").read_text())["models"]["tiny"]

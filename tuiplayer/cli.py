@@ -144,7 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         steps_per_epoch=args.steps_per_epoch, batch_size=args.batch_size,
         learning_rate=args.learning_rate, seed=args.seed,
         validation=str(args.validation) if args.validation else None, hours=args.hours,
-        version=args.version, options=parse_options(args.option),
+        version=args.version, options=parse_options(args.option), init=args.init,
     )
     for folder in (*config.data, *([config.validation] if config.validation else [])):
         if not Path(folder).is_dir():
@@ -272,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--version", default="0.1", help="version written on the card")
     train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="architecture size option (repeatable)")
+    train.add_argument("--init", metavar="MODEL", help="start from this model's weights (continue training)")
     train.add_argument("--run-dir", type=Path, help="checkpoints and logs (default runs/NAME)")
     train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     train.add_argument("--force", action="store_true", help="replace an existing model.keras")

@@ -42,6 +42,8 @@ class TrainConfig:
     score after each epoch (median SDR per stem), or None. steps: optimizer steps in all;
     steps_per_epoch: steps between checkpoints and validations. hours: stop early after this
     much training time (the run can be resumed). options: the architecture's size options.
+    init: a model (name or folder) whose weights start this run — training continued on new
+    data or in a later session; its card's steps and hours are carried into the new card.
     """
 
     data: tuple[str, ...]
@@ -59,6 +61,7 @@ class TrainConfig:
     hours: float | None = None
     version: str = "0.1"
     options: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
 
     @property
     def epochs(self) -> int:
@@ -168,7 +171,11 @@ def train(config: TrainConfig, *, resume: bool = True, force: bool = False, log=
     else:
         _maybe_mixed_precision()
         with _distribution_scope():
-            separator = build_model(config.arch, **config.options)
+            if config.init:
+                separator, state["prior"] = _initial_model(config)
+                log(f"starting from {config.init} ({state['prior']['steps']} steps already)")
+            else:
+                separator = build_model(config.arch, **config.options)
             trainer = with_stem_estimates(separator)
             schedule = keras.optimizers.schedules.CosineDecay(
                 config.learning_rate, decay_steps=config.steps, alpha=0.05
@@ -215,6 +222,22 @@ def train(config: TrainConfig, *, resume: bool = True, force: bool = False, log=
     folder = write_model_folder(final, config, state)
     log(f"wrote {folder} (trained {state['train_s'] / 3600:.2f} h, wall {(time.monotonic() - started) / 3600:.2f} h)")
     return folder
+
+
+def _initial_model(config: TrainConfig) -> tuple[Any, dict[str, Any]]:
+    """The separator of config.init (checked against its card) and what its card says of it."""
+    import keras
+
+    import tuiplayer.nn.models  # noqa: F401 - registers the custom layers
+    from tuiplayer.modelstore import resolve, verify_weights
+
+    card = resolve(config.init)
+    if card.arch != config.arch:
+        raise BadInput(f"--init {config.init} is a {card.arch} model, not {config.arch}")
+    separator = keras.saving.load_model(verify_weights(card), compile=False)
+    prior = {"model": card.name, "sha256": card.sha256, "steps": int(card.training.get("steps", 0)),
+             "hours": float(card.training.get("hours", 0.0)), "data": card.training.get("data")}
+    return separator, prior
 
 
 def _take(batches: Iterator[Any], count: int) -> Iterator[Any]:
@@ -265,6 +288,7 @@ def write_model_folder(separator: Any, config: TrainConfig, state: dict[str, Any
     out.mkdir(parents=True, exist_ok=True)
     _save_keras(separator, out / WEIGHTS_FILE)
     last = state["history"][-1] if state["history"] else {}
+    prior = state.get("prior") or {"steps": 0, "hours": 0.0}
     card = {
         "name": out.name,
         "version": config.version,
@@ -275,15 +299,16 @@ def write_model_folder(separator: Any, config: TrainConfig, state: dict[str, Any
         "sha256": file_sha256(out / WEIGHTS_FILE),
         "training": {
             "data": list(config.data),
-            "steps": int(last.get("step", 0)),
+            "steps": prior["steps"] + int(last.get("step", 0)),
             "batch_size": config.batch_size,
-            "hours": round(state["train_s"] / 3600, 3),
+            "hours": round(prior["hours"] + state["train_s"] / 3600, 3),
             "hardware": hardware(),
             "backend": _backend(),
             "options": config.options,
             "final_loss": last.get("loss"),
             "best_validation_sdr": state.get("best_sdr"),
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+            **({"continued_from": prior} if "model" in prior else {}),
         },
         "metrics": {},
     }
