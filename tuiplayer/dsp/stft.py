@@ -129,8 +129,8 @@ class Stft:
         self.planner_effort = planner_effort
         self.window = np.hanning(config.n_fft + 1)[:-1].astype(np.float32)  # periodic Hann
         self._overlap = config.n_fft // config.hop_length
-        # 1 / summed squared window where all `overlap` frames meet: (hop, 1)
-        self._steady_gain = (1.0 / (self.window**2).reshape(self._overlap, -1).sum(axis=0))[:, None]
+        # 1 / summed squared window where all `overlap` frames meet: (hop,)
+        self._steady_gain = 1.0 / (self.window**2).reshape(self._overlap, -1).sum(axis=0)
 
     def _run(self, job, n_frames: int) -> list:
         ranges = split_frames(n_frames, self.threads)
@@ -198,13 +198,16 @@ class Stft:
         spec = out
         # FFTW writes whole chunks straight into `spec` when it is aligned and contiguous
         direct = _fftw_ready(spec)
-        window = self.window[:, None]
+        # the window for interleaved channels, so numpy multiplies long contiguous rows
+        window = np.repeat(self.window, channels)
 
         def job(first: int, stop: int) -> None:
             plans = thread_plans(cfg.n_fft, channels, self.planner_effort)
+            flat = plans.real.reshape(CHUNK_FRAMES, -1)  # (CHUNK_FRAMES, n_fft · channels), a view
             for start in range(first, stop, CHUNK_FRAMES):
                 count = min(CHUNK_FRAMES, stop - start)
-                np.multiply(self._frames(audio, first_frame + start, count), window, out=plans.real[:count])
+                frames = self._frames(audio, first_frame + start, count)
+                np.multiply(frames.reshape(count, -1), window, out=flat[:count])
                 if direct and count == CHUNK_FRAMES:
                     plans.forward(plans.real, spec[start : start + count])
                 else:
@@ -253,7 +256,7 @@ class Stft:
         elif out.shape != (n_samples, channels) or out.dtype != np.float32:
             raise ValueError(f"out must be float32 {(n_samples, channels)}. Received {out.dtype} {out.shape}")
         hop, overlap = cfg.hop_length, self._overlap
-        window = self.window[:, None]
+        window = np.repeat(self.window, channels)  # for interleaved channels (see forward)
         direct = _fftw_ready(spec)
 
         def job(first: int, stop: int) -> tuple[int, np.ndarray]:
@@ -267,7 +270,8 @@ class Stft:
                 else:
                     plans.spec[:count] = spec[start : start + count]
                     frames = plans.inverse(plans.spec, plans.real)[:count]
-                np.multiply(frames, window, out=frames)
+                flat = frames.reshape(count, -1)
+                np.multiply(flat, window, out=flat)
                 # each frame as `overlap` consecutive hops: (count, overlap, hop, channels)
                 pieces = frames.reshape(count, overlap, hop, channels)
                 for k in range(overlap):
@@ -298,8 +302,11 @@ class Stft:
             return
         whole = lo == first and hi == first + len(hops) * hop
         if whole and row >= self._overlap - 1 and row + len(hops) <= n_frames:
-            # all overlap frames present: the steady-state gain, hop rows as (n_rows, hop, ch)
-            target, rows, gain = out[lo:hi].reshape(hops.shape), hops, self._steady_gain
+            # all overlap frames present: the steady-state gain; hop rows as (n_rows, hop · ch)
+            channels = hops.shape[-1]
+            target = out[lo:hi].reshape(len(hops), -1)
+            rows = hops.reshape(len(hops), -1)
+            gain = np.repeat(self._steady_gain, channels)
         else:
             target = out[lo:hi]
             rows = hops.reshape(-1, hops.shape[-1])[lo - first : hi - first]
