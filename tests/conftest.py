@@ -42,6 +42,7 @@ def write_wav(tmp_path: Path) -> Callable[..., Path]:
         t = np.arange(int(seconds * sample_rate)) / sample_rate
         samples = np.stack([0.5 * np.sin(2 * np.pi * 440 * t + c) for c in range(channels)], axis=1)
         path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, samples.astype(np.float32), sample_rate, subtype=subtype)
         return path
 
@@ -54,3 +55,29 @@ def run_cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedP
         [sys.executable, "-m", "tuiplayer", *map(str, args)],
         capture_output=True, text=True, cwd=cwd, check=False, timeout=300,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models folder holding `tiny`, an UNTRAINED tiny unet: for testing the plumbing of
+    loading and separating, never a model to ship (its masks are near-uniform)."""
+    import json
+
+    import keras
+
+    from tuiplayer import modelstore
+    from tuiplayer.config import SIGNAL, STEMS
+    from tuiplayer.nn.models import TINY_OPTIONS, build_model
+
+    root = tmp_path_factory.mktemp("models")
+    folder = root / "tiny"
+    folder.mkdir()
+    keras.utils.set_random_seed(0)
+    model = build_model("unet", **TINY_OPTIONS["unet"])
+    model.save(folder / "model.keras")
+    card = {"name": "tiny", "version": "test", "arch": "unet", "stems": list(STEMS), "signal": SIGNAL.as_dict(),
+            "parameters": model.count_params(), "sha256": modelstore.file_sha256(folder / "model.keras"),
+            "training": {"note": "untrained test fixture"}, "metrics": {}}
+    (folder / "card.json").write_text(json.dumps(card))
+    (root / "index.json").write_text(json.dumps({"default": "tiny", "ab": None}))
+    return root

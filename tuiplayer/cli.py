@@ -117,14 +117,52 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_separate(args: argparse.Namespace) -> int:
+    """Separate files (or folders of files) into stem files, loading the model once."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+    from tuiplayer import modelstore
+    from tuiplayer.audio.io import load
+    from tuiplayer.nn import runtime
+    from tuiplayer.separation import export
+    from tuiplayer.separation.separator import Separator
+
+    songs = list(export.expand_inputs(args.files))
+    card = modelstore.resolve(args.model)
+    separator = Separator(runtime.load(card), batch_size=8)
+    status = 0
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True)) as bar:
+        overall = bar.add_task(f"{len(songs)} file{'s' if len(songs) != 1 else ''} with {card.name}",
+                               total=len(songs))
+        for song in songs:
+            try:
+                paths = export.stem_paths(args.output, song, args.format)
+                export.check_free(paths.values(), args.force)
+                audio = load(song)
+                task = bar.add_task(f"  {song.name}", total=None)
+                stems = separator.separate(
+                    audio.samples, progress=lambda done, total, t=task: bar.update(t, completed=done, total=total)
+                )
+                export.write_stems(stems, audio.source, paths, args.force)
+                bar.update(task, description=f"  {song.name} → {paths[STEMS[0]].parent}")
+            except TuiplayerError as error:
+                bar.console.print(f"tuiplayer: {error}", style="red", highlight=False, markup=False, soft_wrap=True)
+                status = max(status, error.exit_code)
+            bar.advance(overall)
+    return status
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     """Render synthetic multitrack songs in the MUSDB18-HQ layout."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
     from tuiplayer.synth import generate
 
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), transient=False) as bar:
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True)) as bar:
         task = bar.add_task(f"rendering {args.songs} songs", total=args.songs)
         paths = generate(args.out, songs=args.songs, seconds=args.seconds, seed=args.seed,
                          soundfonts=args.soundfont or None, jobs=args.jobs, force=args.force,
@@ -234,6 +272,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="measure only this model (repeatable; default: every installed one)")
     bench.add_argument("--record", action="store_true", help="write each model's speed into its card")
     bench.set_defaults(run=cmd_bench)
+
+    separate = commands.add_parser("separate", help="write the stems of songs as audio files")
+    separate.add_argument("files", nargs="+", metavar="FILE", help="audio files or folders of them")
+    separate.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
+                          help="stems go to DIR/<song name>/{vocals,drums,bass,other}.<format>")
+    separate.add_argument("--model", metavar="M", help="model name or folder (default: the default model)")
+    separate.add_argument("--format", choices=("wav", "flac"), default="wav")
+    separate.add_argument("--force", action="store_true", help="overwrite stems that exist already")
+    separate.set_defaults(run=cmd_separate)
 
     synth = commands.add_parser("synth", help="render synthetic multitrack songs (training data)")
     synth.add_argument("out", type=Path, metavar="OUT", help="dataset folder to write")

@@ -1,0 +1,59 @@
+"""Writing separated stems as files: `tuiplayer separate` and the player's export.
+
+Stems of `song.flac` go to `<out>/song/{vocals,drums,bass,other}.<fmt>`, at the input's
+sample rate and exact length (stereo), each written atomically; nothing is overwritten
+without `force`, and that is checked for all four files before any work is done.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from tuiplayer.audio.io import OUTPUT_FORMATS, AudioInfo, restore, write_audio
+from tuiplayer.config import STEMS
+from tuiplayer.errors import AudioFileError, BadInput, OutputExistsError
+
+AUDIO_SUFFIXES = frozenset({
+    ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".mp4", ".aif", ".aiff", ".wma", ".webm",
+})
+"""File name endings taken as audio when a folder is given (other files are skipped)."""
+
+
+def stem_paths(out_dir: Path, song: Path, fmt: str) -> dict[str, Path]:
+    """Where the stems of `song` go: {stem: out_dir/<song name without extension>/<stem>.<fmt>}."""
+    if fmt not in OUTPUT_FORMATS:
+        raise BadInput(f"cannot write .{fmt} files (use {', '.join(OUTPUT_FORMATS)})")
+    name = song.name.removesuffix(".stem.mp4") if song.name.endswith(".stem.mp4") else song.stem
+    return {stem: out_dir / name / f"{stem}.{fmt}" for stem in STEMS}
+
+
+def check_free(paths: Iterable[Path], force: bool) -> None:
+    """OutputExistsError (one line) if any of paths exists and force is not given."""
+    if force:
+        return
+    taken = [p for p in paths if p.exists()]
+    if taken:
+        more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
+        raise OutputExistsError(f"{taken[0]}{more}: exists already (use --force to overwrite)")
+
+
+def write_stems(stems: np.ndarray, source: AudioInfo, paths: dict[str, Path], force: bool) -> None:
+    """Write stems (n_samples at SIGNAL.sample_rate, 2, n_stems) back at the source's rate and length."""
+    for j, stem in enumerate(STEMS):
+        write_audio(paths[stem], restore(stems[..., j], source), source.sample_rate, force=force)
+
+
+def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    """Files as given; folders as the audio files inside them (recursively, sorted)."""
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                raise AudioFileError(f"{item}: folder holds no audio files")
+            yield from found
+        else:
+            yield item
