@@ -29,6 +29,9 @@ class SongSeparation:
     audio: (n_samples, 2) float32 at SIGNAL.sample_rate.
     stems: (n_samples, 2, n_stems) float32, the sum of the done blocks' shares.
     done: (n_blocks,) bool, which blocks have been added.
+    frames_ready: (n_frames,) bool, frames whose every covering block is done; audio is final
+    where all frames overlapping it are (`ready`). A block only ever writes samples that are
+    not ready yet, so a reader of ready samples never races with the writer.
     """
 
     def __init__(self, audio: np.ndarray, stft: Stft, n_stems: int, overlap: int = DEFAULT_OVERLAP) -> None:
@@ -37,6 +40,13 @@ class SongSeparation:
         self.grid = BlockGrid(n_frames_for(len(audio)), overlap=overlap)
         self.stems = np.zeros((len(audio), audio.shape[1], n_stems), dtype=np.float32)
         self.done = np.zeros(len(self.grid), dtype=bool)
+        self.frames_ready = np.zeros(self.grid.n_frames, dtype=bool)
+        # blocks covering each frame, and how many of them are done: (n_frames,) each
+        self._covering = np.zeros(self.grid.n_frames, dtype=np.int8)
+        for index in range(len(self.grid)):
+            first, stop = self.grid.frames(index)
+            self._covering[first:stop] += 1
+        self._added = np.zeros(self.grid.n_frames, dtype=np.int8)
 
     def model_input(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Block `index`: its mixture STFT (frames, n_freqs, 2) and the model's input (n_frames, n_bins, 2).
@@ -65,7 +75,25 @@ class SongSeparation:
         stem_specs = (spec[..., None] * full).reshape(count, spec.shape[1], -1)
         flat = self.stems.reshape(len(self.stems), -1)
         self.stft.inverse(stem_specs, len(self.audio), flat, first_frame=first, accumulate=True)
+        self._added[first:stop] += 1
+        self.frames_ready[first:stop] = self._added[first:stop] == self._covering[first:stop]
         self.done[index] = True
+
+    def frame_span(self, start: int, stop: int) -> tuple[int, int]:
+        """Frames [lo, hi) whose windows overlap samples [start, stop)."""
+        half, hop = self.stft.config.n_fft // 2, self.stft.config.hop_length
+        lo = max(0, (start - half) // hop + 1)
+        hi = min(self.grid.n_frames, (stop - 1 + half) // hop + 1)
+        return lo, hi
+
+    def ready(self, start: int, stop: int) -> bool:
+        """Whether the stems of samples [start, stop) are final."""
+        lo, hi = self.frame_span(max(start, 0), min(stop, len(self.audio)))
+        return bool(self.frames_ready[lo:hi].all())
+
+    def block_at_sample(self, sample: int) -> int:
+        """The block to separate first for a playhead at `sample`."""
+        return self.grid.block_at(sample // self.stft.config.hop_length)
 
     @property
     def complete(self) -> bool:

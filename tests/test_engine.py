@@ -1,0 +1,122 @@
+"""Background separation: scheduling, readiness, seeking, cancellation, errors as events."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import numpy as np
+import pytest
+from test_separator import spectral_predict
+
+from tuiplayer.config import SIGNAL
+from tuiplayer.dsp.stft import Stft
+from tuiplayer.errors import ModelError
+from tuiplayer.separation.engine import BlocksDone, Failed, Finished, ModelReady, SeparationWorker
+from tuiplayer.separation.scheduler import BlockScheduler
+from tuiplayer.separation.separator import Separator, SongSeparation
+
+STFT = Stft(planner_effort="FFTW_ESTIMATE")
+
+
+def song(seconds: float = 30.0) -> SongSeparation:
+    audio = np.random.default_rng(0).uniform(-0.5, 0.5, (int(seconds * SIGNAL.sample_rate), 2)).astype(np.float32)
+    return SongSeparation(audio, STFT, 4)
+
+
+def test_scheduler_serves_the_playhead_then_ahead_then_behind() -> None:
+    scheduler = BlockScheduler(6, batch_size=3)
+    done = np.zeros(6, dtype=bool)
+    scheduler.move_to(3)
+    assert scheduler.order() == [3, 4, 5, 2, 1, 0]
+    assert scheduler.next_batch(done) == [3]  # the first batch after a seek is one block
+    done[3] = True
+    assert scheduler.next_batch(done) == [4, 5, 2]
+    done[[4, 5, 2]] = True
+    scheduler.move_to(0)
+    assert scheduler.next_batch(done) == [0]
+    done[0] = True
+    assert scheduler.next_batch(done) == [1]
+    done[1] = True
+    assert scheduler.next_batch(done) == []
+
+
+def test_stems_become_ready_where_their_blocks_are_done() -> None:
+    separation = song(20.0)
+    separator = Separator(spectral_predict, stft=STFT)
+    middle = len(separation.grid) // 2
+    separator.run_blocks(separation, [middle])
+    first, stop = separation.grid.frames(middle)
+    hop = SIGNAL.hop_length
+    # the middle of the block is final; its overlap with the next block is not yet
+    assert separation.ready((first + 60) * hop, (first + 100) * hop)
+    assert not separation.ready((stop - 10) * hop, stop * hop)
+    assert not separation.ready(0, 1000)
+    separator.run_blocks(separation, list(range(len(separation.grid))))
+    assert separation.ready(0, len(separation.audio))
+
+
+def run_worker(worker: SeparationWorker, events: queue.Queue) -> list:
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive()
+    return [events.get_nowait() for _ in range(events.qsize())]
+
+
+def test_worker_separates_everything_and_reports() -> None:
+    events: queue.Queue = queue.Queue()
+    separation = song(30.0)
+    worker = SeparationWorker("fake", lambda: spectral_predict, separation, events.put)
+    seen = run_worker(worker, events)
+    assert isinstance(seen[0], ModelReady) and isinstance(seen[-1], Finished)
+    progress = [e for e in seen if isinstance(e, BlocksDone)]
+    assert progress[0].blocks == (0,) and progress[-1].done == progress[-1].total == len(separation.grid)
+    assert separation.ready(0, len(separation.audio))
+    np.testing.assert_allclose(separation.stems.sum(axis=-1), separation.audio, atol=1e-4)
+
+
+def test_a_seek_is_served_by_the_next_model_call() -> None:
+    events: queue.Queue = queue.Queue()
+    separation = song(60.0)
+    release = threading.Event()
+
+    def slow_predict(x: np.ndarray) -> np.ndarray:
+        release.wait(5)
+        return spectral_predict(x)
+
+    worker = SeparationWorker("fake", lambda: slow_predict, separation, events.put)
+    worker.start()
+    target = 45 * SIGNAL.sample_rate
+    worker.seek(target)  # while the first call waits
+    release.set()
+    worker.join(timeout=120)
+    calls = [e.blocks for e in (events.get_nowait() for _ in range(events.qsize())) if isinstance(e, BlocksDone)]
+    wanted = separation.block_at_sample(target)
+    assert wanted in calls[0] or calls[1] == (wanted,)
+
+
+def test_stop_cancels_between_model_calls() -> None:
+    events: queue.Queue = queue.Queue()
+    separation = song(60.0)
+    worker = SeparationWorker("fake", lambda: spectral_predict, separation, events.put, batch_size=1)
+    worker.stop()
+    seen = run_worker(worker, events)
+    assert not any(isinstance(e, BlocksDone | Finished) for e in seen)
+    assert not separation.done.any()
+
+
+@pytest.mark.parametrize("where", ["load", "inference"])
+def test_errors_become_events_not_dead_threads(where: str) -> None:
+    events: queue.Queue = queue.Queue()
+
+    def broken_load():
+        raise ModelError("models/x/model.keras: cannot load the model (truncated)")
+
+    def broken_predict(x: np.ndarray) -> np.ndarray:
+        raise RuntimeError("out of memory")
+
+    load = broken_load if where == "load" else (lambda: broken_predict)
+    seen = run_worker(SeparationWorker("x", load, song(10.0), events.put), events)
+    failure = seen[-1]
+    assert isinstance(failure, Failed) and failure.model == "x"
+    assert ("cannot load" if where == "load" else "separation failed (RuntimeError: out of memory)") in failure.message
