@@ -1,0 +1,124 @@
+"""Separated stems on disk, per (audio content, model), so a song opened again plays at once.
+
+An entry is `<cache>/stems/<content hash>-<model sha256[:16]>.npy` plus a `.json` beside it
+with the array's shape and checksum. Vocals, drums and bass are stored as float16 (half the
+size); "other" is rebuilt as mixture − (vocals + drums + bass), so the four stems still sum
+exactly to the input (unity remix). Entries are written atomically; one whose checksum,
+shape or files do not match is ignored (and rebuilt by the caller). The folder is kept under
+a size limit by evicting the least recently used entries.
+
+The cache folder is `$TUIPLAYER_CACHE_DIR`, else `$XDG_CACHE_HOME/tuiplayer`, else
+`~/.cache/tuiplayer`; the limit is `$TUIPLAYER_CACHE_MB` (default 4096).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tuiplayer.files import atomic_write, write_text
+
+DEFAULT_LIMIT_MB = 4096
+STORED_STEMS = 3
+"""Stems stored (vocals, drums, bass); the fourth, other, is the mixture minus these."""
+
+
+def cache_dir() -> Path:
+    """The cache folder (see the module docstring)."""
+    if os.environ.get("TUIPLAYER_CACHE_DIR"):
+        return Path(os.environ["TUIPLAYER_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tuiplayer"
+
+
+def content_hash(audio: np.ndarray) -> str:
+    """A hash of decoded audio (n_samples, 2) float32: the same song in any file, the same key."""
+    return hashlib.blake2b(np.ascontiguousarray(audio, dtype=np.float32), digest_size=16).hexdigest()
+
+
+def _checksum(array: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(array), digest_size=16).hexdigest()
+
+
+class StemCache:
+    """Stems of whole songs per (content hash, model sha256), with an LRU size limit."""
+
+    def __init__(self, root: Path | None = None, limit_mb: float | None = None) -> None:
+        self.root = (root or cache_dir()) / "stems"
+        if limit_mb is None:
+            limit_mb = float(os.environ.get("TUIPLAYER_CACHE_MB", DEFAULT_LIMIT_MB))
+        self.limit_bytes = int(limit_mb * 1024 * 1024)
+
+    def _paths(self, content: str, model_sha256: str) -> tuple[Path, Path]:
+        stem = f"{content}-{model_sha256[:16]}"
+        return self.root / f"{stem}.npy", self.root / f"{stem}.json"
+
+    def load(self, audio: np.ndarray, content: str, model_sha256: str) -> np.ndarray | None:
+        """The cached stems (n_samples, 2, 4) float32 of this audio and model, or None.
+
+        A missing, partial or corrupt entry is None (and removed, so it gets rebuilt).
+        """
+        data, meta = self._paths(content, model_sha256)
+        if not data.exists() or not meta.exists():
+            _remove(data, meta)  # half an entry is no entry
+            return None
+        try:
+            info = json.loads(meta.read_text(encoding="utf-8"))
+            stored = np.load(data, allow_pickle=False)
+            if stored.shape != (len(audio), audio.shape[1], STORED_STEMS) or _checksum(stored) != info["checksum"]:
+                raise ValueError("entry does not match its description")
+        except (OSError, ValueError, KeyError, json.JSONDecodeError):
+            _remove(data, meta)
+            return None
+        for path in (data, meta):
+            os.utime(path)  # most recently used now
+        stems = np.empty((len(audio), audio.shape[1], STORED_STEMS + 1), dtype=np.float32)
+        stems[..., :STORED_STEMS] = stored
+        stems[..., STORED_STEMS] = audio - stems[..., :STORED_STEMS].sum(axis=-1)
+        return stems
+
+    def store(self, stems: np.ndarray, content: str, model_sha256: str) -> str | None:
+        """Keep stems (n_samples, 2, 4); returns None, or a one-line reason it could not be kept."""
+        data, meta = self._paths(content, model_sha256)
+        stored = stems[..., :STORED_STEMS].astype(np.float16)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._make_room(stored.nbytes)
+            atomic_write(data, lambda handle: np.save(handle, stored, allow_pickle=False), force=True)
+            write_text(meta, json.dumps({"shape": list(stored.shape), "checksum": _checksum(stored)}), force=True)
+        except OSError as error:
+            _remove(data, meta)
+            return f"stems not cached in {self.root} ({error.strerror or error})"
+        return None
+
+    def entries(self) -> list[tuple[float, int, Path]]:
+        """(last use, bytes, data file) of every entry, least recently used first."""
+        found = []
+        for data in self.root.glob("*.npy"):
+            try:
+                stat = data.stat()
+                size = stat.st_size + data.with_suffix(".json").stat().st_size
+            except OSError:
+                continue
+            found.append((stat.st_mtime, size, data))
+        return sorted(found)
+
+    def _make_room(self, incoming: int) -> None:
+        entries = self.entries()
+        total = sum(size for _, size, _ in entries) + incoming
+        for _, size, data in entries:
+            if total <= self.limit_bytes:
+                break
+            _remove(data, data.with_suffix(".json"))
+            total -= size
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
