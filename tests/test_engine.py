@@ -120,3 +120,47 @@ def test_errors_become_events_not_dead_threads(where: str) -> None:
     failure = seen[-1]
     assert isinstance(failure, Failed) and failure.model == "x"
     assert ("cannot load" if where == "load" else "separation failed (RuntimeError: out of memory)") in failure.message
+
+
+def test_two_models_separate_the_same_song_and_the_cache_serves_it_again(tmp_path) -> None:
+    from tuiplayer.separation.cache import StemCache
+    from tuiplayer.separation.session import FromCache, SongSession
+
+    def other_predict(x: np.ndarray) -> np.ndarray:
+        return spectral_predict(x)[..., ::-1]  # another "model": the bands reversed
+
+    audio = song(15.0).audio
+    events: queue.Queue = queue.Queue()
+    store = StemCache(tmp_path)
+    session = SongSession(audio, events.put, cache=store, stft=STFT)
+    session.add_model("a", "aa" * 32, lambda: spectral_predict)
+    session.add_model("b", "bb" * 32, lambda: other_predict, playhead=10 * SIGNAL.sample_rate)
+    session.wait(timeout=120)
+    a, b = session.separations["a"], session.separations["b"]
+    assert a.ready(0, len(audio)) and b.ready(0, len(audio))
+    # A/B: the same samples of the song, different stems; both sum to the song
+    assert a.stems.shape == b.stems.shape and not np.allclose(a.stems, b.stems)
+    np.testing.assert_allclose(b.stems.sum(axis=-1), audio, atol=1e-4)
+    assert len(store.entries()) == 2
+
+    again: queue.Queue = queue.Queue()
+    reopened = SongSession(audio, again.put, cache=store, stft=STFT)
+    reopened.add_model("a", "aa" * 32, lambda: pytest.fail("the cache should serve this"))
+    assert isinstance(again.get_nowait(), FromCache)
+    np.testing.assert_allclose(reopened.separations["a"].stems, a.stems, atol=3e-4)
+    assert reopened.separations["a"].ready(0, len(audio))
+
+
+def test_an_unwritable_cache_is_a_notice_and_the_stems_still_play(tmp_path) -> None:
+    from tuiplayer.separation.cache import StemCache
+    from tuiplayer.separation.session import Notice, SongSession
+
+    blocker = tmp_path / "file"
+    blocker.write_text("in the way")
+    events: queue.Queue = queue.Queue()
+    session = SongSession(song(8.0).audio, events.put, cache=StemCache(blocker), stft=STFT)
+    session.add_model("a", "aa" * 32, lambda: spectral_predict)
+    session.wait(timeout=120)
+    seen = [events.get_nowait() for _ in range(events.qsize())]
+    assert any(isinstance(e, Notice) and "stems not cached" in e.message for e in seen)
+    assert isinstance(seen[-1], Finished) and session.separations["a"].ready(0, 1000)
