@@ -133,3 +133,16 @@ def test_good_and_bad_files_together(write_wav: Callable[..., Path], tmp_path: P
 def test_python_dash_m_is_the_same_program() -> None:
     result = run_cli("--help")
     assert result.returncode == 0 and "info" in result.stdout and "bench" in result.stdout
+
+
+@pytest.mark.skipif(not ffmpeg_available(), reason="ffmpeg is not installed")
+def test_a_file_damaged_half_way_plays_its_first_half_with_a_warning(tmp_path: Path) -> None:
+    song = tmp_path / "song.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=10", "-ac", "2",
+                    "-c:a", "aac", "-movflags", "+faststart", str(song)], check=True)
+    data = song.read_bytes()
+    song.write_bytes(data[: len(data) // 2])
+    result = run_cli("info", song)
+    assert result.returncode == 0, result.stderr
+    assert "(aac), 44100 Hz, 2 channels, 0:04." in result.stdout
+    assert "warning: damaged: ffmpeg reported" in result.stdout

@@ -15,8 +15,21 @@ from tuiplayer.config import STEMS
 
 
 @pytest.fixture
-def with_tiny(tiny_models: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def with_tiny(tiny_models: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(modelstore.MODELS_ENV, str(tiny_models))
+    monkeypatch.setenv("TUIPLAYER_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_a_second_run_comes_from_the_cache(with_tiny: None, write_wav: Callable[..., Path], tmp_path: Path) -> None:
+    song = write_wav(name="song.wav", seconds=2.0)
+    assert run_cli("separate", song, "-o", tmp_path / "one").returncode == 0
+    assert len(list((tmp_path / "cache" / "stems").glob("*.npy"))) == 1
+    again = run_cli("separate", song, "-o", tmp_path / "two")
+    assert again.returncode == 0 and "(cached)" in again.stderr
+    for stem in STEMS:
+        one = sf.read(tmp_path / "one" / "song" / f"{stem}.wav", dtype="float32")[0]
+        two = sf.read(tmp_path / "two" / "song" / f"{stem}.wav", dtype="float32")[0]
+        np.testing.assert_allclose(two, one, atol=1e-3)
 
 
 def test_stems_keep_rate_and_length_and_sum_to_the_input(

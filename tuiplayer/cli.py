@@ -126,11 +126,13 @@ def cmd_separate(args: argparse.Namespace) -> int:
     from tuiplayer.audio.io import load
     from tuiplayer.nn import runtime
     from tuiplayer.separation import export
+    from tuiplayer.separation.cache import StemCache, content_hash
     from tuiplayer.separation.separator import Separator
 
     songs = list(export.expand_inputs(args.files))
     card = modelstore.resolve(args.model)
     separator = Separator(runtime.load(card), batch_size=8)
+    cache = StemCache()
     status = 0
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True)) as bar:
@@ -142,11 +144,20 @@ def cmd_separate(args: argparse.Namespace) -> int:
                 export.check_free(paths.values(), args.force)
                 audio = load(song)
                 task = bar.add_task(f"  {song.name}", total=None)
-                stems = separator.separate(
-                    audio.samples, progress=lambda done, total, t=task: bar.update(t, completed=done, total=total)
-                )
+                content = content_hash(audio.samples)
+                stems = cache.load(audio.samples, content, card.sha256)
+                how = " (cached)" if stems is not None else ""
+                if stems is None:
+                    stems = separator.separate(
+                        audio.samples, progress=lambda done, total, t=task: bar.update(t, completed=done, total=total)
+                    )
+                    problem = cache.store(stems, content, card.sha256)
+                    if problem:
+                        bar.console.print(f"tuiplayer: note: {problem}", highlight=False, markup=False, soft_wrap=True)
+                else:
+                    bar.update(task, completed=1, total=1)
                 export.write_stems(stems, audio.source, paths, args.force)
-                bar.update(task, description=f"  {song.name} → {paths[STEMS[0]].parent}")
+                bar.update(task, description=f"  {song.name}{how} → {paths[STEMS[0]].parent}")
             except TuiplayerError as error:
                 bar.console.print(f"tuiplayer: {error}", style="red", highlight=False, markup=False, soft_wrap=True)
                 status = max(status, error.exit_code)

@@ -133,11 +133,17 @@ def _decode_ffmpeg(path: Path, stream: int) -> Decoded:
          "-f", "f32le", "-acodec", "pcm_f32le", "-"],
         capture_output=True, check=False,
     )
-    if run.returncode != 0:
-        reason = run.stderr.decode(errors="replace").strip().splitlines()
-        raise AudioFileError(f"{path}: ffmpeg could not decode it ({reason[-1] if reason else 'no reason given'})")
     samples = np.frombuffer(run.stdout, dtype="<f4")
     samples = samples[: len(samples) // channels * channels].reshape(-1, channels).copy()
+    problems = [line.strip() for line in run.stderr.decode(errors="replace").splitlines() if line.strip()]
+    if not len(samples):
+        reason = problems[-1] if problems else "no audio in it"
+        raise AudioFileError(f"{path}: ffmpeg could not decode it ({reason})")
+    warnings: tuple[str, ...] = ()
+    if run.returncode != 0 or problems:
+        # a file damaged part-way: keep what decoded, as players do, and say so
+        warnings = (f"damaged: ffmpeg reported {len(problems)} decoding errors, "
+                    f"{len(samples) / sample_rate:.1f} s decoded (last: {problems[-1] if problems else '?'})",)
     info = AudioInfo(
         path=path,
         format=f"{container} ({streams[stream].get('codec_name', '?')})",
@@ -146,6 +152,7 @@ def _decode_ffmpeg(path: Path, stream: int) -> Decoded:
         n_samples=len(samples),
         decoder="ffmpeg",
         audio_streams=len(streams),
+        warnings=warnings,
     )
     return Decoded(samples, info)
 
@@ -163,7 +170,7 @@ def _repair(decoded: Decoded) -> Decoded:
         warnings.append(f"{clipped} samples at or beyond full scale (clipped)")
     if not warnings:
         return decoded
-    return Decoded(samples, replace(decoded.info, warnings=tuple(warnings)))
+    return Decoded(samples, replace(decoded.info, warnings=decoded.info.warnings + tuple(warnings)))
 
 
 def decode(path: str | os.PathLike[str], stream: int = 0) -> Decoded:
