@@ -205,6 +205,103 @@ def format_models_table(models: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+ENGINE_SONG_S = 600
+"""Length of the song the engine benchmark separates (10 minutes, DESIGN.md memory target)."""
+
+
+def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[str, Any]:
+    """The player's engine on a long song, in this (fresh) process; see `bench_engine`."""
+    import queue
+    import resource
+
+    import tensorflow  # noqa: F401 - imported first: its import time is reported apart
+
+    from tuiplayer.audio.io import load
+    from tuiplayer.cli import DEMO_DIR
+    from tuiplayer.nn import runtime
+    from tuiplayer.separation.engine import BlocksDone, Failed, Finished, ModelReady
+    from tuiplayer.separation.session import SongSession
+
+    demo = load(DEMO_DIR / "mixture.flac").samples
+    audio = np.resize(demo, (song_s * SIGNAL.sample_rate, 2))  # the demo song, looped: real music
+    events: queue.Queue = queue.Queue()
+    session = SongSession(audio, events.put)
+
+    def until(predicate: Callable[[Any], bool]) -> tuple[float, list[Any]]:
+        seen = []
+        while True:
+            event = events.get(timeout=600)
+            seen.append(event)
+            if isinstance(event, Failed):
+                raise RuntimeError(event.message)
+            if predicate(event):
+                return time.perf_counter(), seen
+
+    first = cards[0]
+    start = time.perf_counter()
+    session.add_model(first.name, first.sha256, lambda: runtime.load(first))
+    ready_at, seen = until(lambda e: isinstance(e, BlocksDone))
+    load_s = next(e.load_s for e in seen if isinstance(e, ModelReady))
+    first_block_s = ready_at - start
+
+    # a seek to an unseparated place: how long until stems play there
+    separation = session.separations[first.name]
+    target = len(audio) * 2 // 3
+    seek_start = time.perf_counter()
+    session.seek(target)
+    seek_done, seen = until(lambda e: separation.ready(target, target + SIGNAL.hop_length))
+    single = [e.seconds for e in seen if isinstance(e, BlocksDone) and len(e.blocks) == 1]
+    finish, seen = until(lambda e: isinstance(e, Finished))
+    batched = [e.seconds / len(e.blocks) for e in seen if isinstance(e, BlocksDone) and len(e.blocks) > 1]
+    block_s = float(np.median(single)) if single else float("nan")
+    song_rtf = (finish - ready_at + block_s) / song_s
+
+    for card in cards[1:]:  # the A/B partner, separated whole as well
+        session.add_model(f"{card.name} (B)", card.sha256, lambda card=card: runtime.load(card))
+        until(lambda e: isinstance(e, Finished))
+    session.close()
+    return {
+        "song_s": song_s,
+        "models": [card.name for card in cards],
+        "load_s": load_s,
+        "first_block_s": first_block_s,
+        "seek_s": seek_done - seek_start,
+        "block_s": block_s,
+        "batched_block_s": float(np.median(batched)) if batched else float("nan"),
+        "song_rtf": song_rtf,
+        "block_rtf": block_s / SIGNAL.block_seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def bench_engine(names: list[str], song_s: int = ENGINE_SONG_S) -> dict[str, Any] | None:
+    """Run `measure_engine` in a fresh Python (its peak memory is the engine's alone)."""
+    code = ("import json, sys; from tuiplayer import bench, modelstore; "
+            "print(json.dumps(bench.measure_engine([modelstore.resolve(n) for n in sys.argv[2:]], int(sys.argv[1]))))")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", code, str(song_s), *names], capture_output=True, text=True,
+                            env=env, check=False)
+    try:
+        return json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        print(f"engine benchmark failed: {result.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return None
+
+
+def format_engine_table(engine: dict[str, Any]) -> str:
+    return "\n".join([
+        f"Engine: a {engine['song_s'] // 60}-minute song, {' + '.join(engine['models'])} (A/B), "
+        "TensorFlow import excluded",
+        f"  first block at the playhead {engine['first_block_s']:.2f} s after start "
+        f"(model load {engine['load_s']:.2f} s)",
+        f"  seek to an unseparated place: stems play there after {engine['seek_s']:.2f} s "
+        f"({engine['seek_s'] / engine['block_s']:.2f}x one block's inference, {engine['block_s']:.3f} s)",
+        f"  whole song: RTF {engine['song_rtf']:.4f} vs one block's RTF {engine['block_rtf']:.4f} "
+        f"({engine['song_rtf'] / engine['block_rtf']:.2f}x; batch-8 blocks {engine['batched_block_s']:.3f} s each)",
+        f"  peak RSS holding the song separated by both models: {engine['peak_rss_mb']:.0f} MB",
+    ])
+
+
 def run(
     json_path: Path | None = None,
     *,
@@ -228,6 +325,17 @@ def run(
     for card in cards:
         result["models"][card.name] = bench_model(card)
     print("\n" + format_models_table(result["models"]))
+    if cards:
+        index = modelstore.read_index()
+        pair = [index["default"] or cards[0].name, index["ab"] or index["default"] or cards[0].name]
+        engine = bench_engine(pair)
+        if engine:
+            result["engine"] = engine
+            print("\n" + format_engine_table(engine))
+            for name in set(pair):
+                if name in result["models"]:
+                    result["models"][name].update(
+                        {k: engine[k] for k in ("first_block_s", "seek_s", "peak_rss_mb")})
     if json_path is not None:
         write_text(json_path, json.dumps(result, indent=2) + "\n", force=force)
     return result

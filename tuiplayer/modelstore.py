@@ -133,7 +133,8 @@ def resolve(name_or_path: str | None, root: Path | None = None) -> ModelCard:
     candidate = Path(name_or_path)
     if candidate.name == WEIGHTS_FILE:
         candidate = candidate.parent
-    if not candidate.is_dir():
+    # an installed name wins over a same-named folder that holds no model
+    if not (candidate / CARD_FILE).is_file() and (root / str(name_or_path)).is_dir():
         candidate = root / str(name_or_path)
     if not candidate.is_dir():
         names = ", ".join(card.name for card in installed(root)) or "none"

@@ -84,7 +84,7 @@ class SeparationWorker(threading.Thread):
     def seek(self, sample: int) -> None:
         """The playhead moved to `sample`: serve its block next."""
         with self._lock:
-            self._scheduler.move_to(self.song.block_at_sample(sample))
+            self._scheduler.move_to(self.song.block_at_sample(sample), self.song.blocks_needed(sample))
 
     def stop(self) -> None:
         """Cancel: the worker ends after the model call in progress."""

@@ -2,8 +2,8 @@
 
 Pure bookkeeping, no threads: the worker asks `next_batch` between model calls, so a seek
 (`move_to`) re-prioritises at once — the very next call serves the new playhead. Right after
-a seek the batch holds one block (stems at the playhead as soon as possible); after that,
-batches of `batch_size` (throughput: batch 8 is faster per block than batch 1).
+a seek the batch holds just the blocks the playhead's audio needs (stems there as soon as
+possible); after that, batches of `batch_size`.
 """
 
 from __future__ import annotations
@@ -20,14 +20,20 @@ class BlockScheduler:
         self.n_blocks = n_blocks
         self.batch_size = batch_size
         self.playhead_block = 0
+        self.urgent: tuple[int, ...] = (0,)
         self._fresh = True
 
-    def move_to(self, block: int) -> None:
-        """The playhead is now in `block` (a seek, or playback moving on)."""
+    def move_to(self, block: int, urgent: tuple[int, ...] | None = None) -> None:
+        """The playhead is now in `block` (a seek, or playback moving on).
+
+        urgent: every block the playhead's audio needs (one, or two where it lies in the
+        cross-fade of neighbours); they make up the first batch. Default: `block` alone.
+        """
         block = min(max(block, 0), self.n_blocks - 1)
-        if block != self.playhead_block:
+        urgent = tuple(urgent) if urgent else (block,)
+        if block != self.playhead_block or urgent != self.urgent:
             self._fresh = True
-        self.playhead_block = block
+        self.playhead_block, self.urgent = block, urgent
 
     def order(self) -> list[int]:
         """Every block, most urgent first: playhead, ahead of it in order, then behind it backwards."""
@@ -37,7 +43,9 @@ class BlockScheduler:
 
     def next_batch(self, done: np.ndarray) -> list[int]:
         """The blocks to separate next (empty when every block is done)."""
-        size = 1 if self._fresh else self.batch_size
-        batch = [index for index in self.order() if not done[index]][:size]
-        self._fresh = False
-        return batch
+        if self._fresh:
+            self._fresh = False
+            batch = [index for index in self.urgent if not done[index]]
+            if batch:
+                return batch
+        return [index for index in self.order() if not done[index]][: self.batch_size]

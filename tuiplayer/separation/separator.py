@@ -102,6 +102,12 @@ class SongSeparation:
         """The block to separate first for a playhead at `sample`."""
         return self.grid.block_at(sample // self.stft.config.hop_length)
 
+    def blocks_needed(self, sample: int) -> tuple[int, ...]:
+        """Every block whose frames shape the audio at `sample` (one, or two in a cross-fade)."""
+        lo, hi = self.frame_span(sample, sample + 1)
+        return tuple(i for i in range(len(self.grid))
+                     if self.grid.frames(i)[0] < hi and self.grid.frames(i)[1] > lo)
+
     @property
     def complete(self) -> bool:
         return bool(self.done.all())
