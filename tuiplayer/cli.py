@@ -172,12 +172,20 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     from tuiplayer.synth import generate
 
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True)) as bar:
-        task = bar.add_task(f"rendering {args.songs} songs", total=args.songs)
+    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+    task = bar.add_task(f"rendering {args.songs} songs", total=args.songs)
+
+    def progress(done: int, total: int) -> None:
+        if not bar.live.is_started:  # only once the songs are checked and rendering begins
+            bar.start()
+        bar.update(task, completed=done)
+
+    try:
         paths = generate(args.out, songs=args.songs, seconds=args.seconds, seed=args.seed,
-                         soundfonts=args.soundfont or None, jobs=args.jobs, force=args.force,
-                         progress=lambda done, total: bar.update(task, completed=done))
+                         soundfonts=args.soundfont or None, jobs=args.jobs, force=args.force, progress=progress)
+    finally:
+        bar.stop()
     print(f"{len(paths)} songs in {args.out}")
     return 0
 
