@@ -78,7 +78,10 @@ def load(card: ModelCard, threads: int | None = None) -> Runner:
     if tuple(model.input_shape) != expected_in:
         raise ModelError(f"{weights}: model takes {model.input_shape}, expected {expected_in}")
 
-    @tf.function(reduce_retracing=True)
+    # one graph for every batch size (no retracing when the last batch is smaller)
+    signature = [tf.TensorSpec((None, *expected_in[1:]), tf.float32)]
+
+    @tf.function(input_signature=signature)
     def predict(magnitudes: tf.Tensor) -> tf.Tensor:
         return model(magnitudes, training=False)
 
