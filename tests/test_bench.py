@@ -10,7 +10,10 @@ from conftest import run_cli
 
 
 @pytest.mark.slow
-def test_bench_writes_the_documented_json_and_refuses_to_overwrite(tmp_path: Path) -> None:
+def test_bench_writes_the_documented_json_and_refuses_to_overwrite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TUIPLAYER_MODELS", str(tmp_path / "no models"))  # the STFT table only
     report = tmp_path / "bench.json"
     result = run_cli("bench", "--seconds", "3", "--json", report)
     assert result.returncode == 0, result.stderr

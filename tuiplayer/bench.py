@@ -308,6 +308,7 @@ def run(
     force: bool = False,
     audio_s: int = BENCH_AUDIO_S,
     models: list[str] | None = None,
+    engine_s: int = ENGINE_SONG_S,
 ) -> dict[str, Any]:
     """Run every benchmark, print the tables, and write JSON when asked.
 
@@ -328,7 +329,7 @@ def run(
     if cards:
         index = modelstore.read_index()
         pair = [index["default"] or cards[0].name, index["ab"] or index["default"] or cards[0].name]
-        engine = bench_engine(pair)
+        engine = bench_engine(pair, engine_s)
         if engine:
             result["engine"] = engine
             print("\n" + format_engine_table(engine))

@@ -105,7 +105,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Speed and memory figures."""
     from tuiplayer import bench
 
-    result = bench.run(json_path=args.json, force=args.force, audio_s=args.seconds, models=args.model)
+    result = bench.run(json_path=args.json, force=args.force, audio_s=args.seconds, models=args.model,
+                       engine_s=args.engine_seconds)
     if args.record:
         from tuiplayer import modelstore
         from tuiplayer.nn.train import hardware
@@ -290,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--model", action="append", metavar="M",
                        help="measure only this model (repeatable; default: every installed one)")
     bench.add_argument("--record", action="store_true", help="write each model's speed into its card")
+    bench.add_argument("--engine-seconds", type=_positive_int, default=600,
+                       help="length of the song the engine benchmark separates (600)")
     bench.set_defaults(run=cmd_bench)
 
     separate = commands.add_parser("separate", help="write the stems of songs as audio files")
