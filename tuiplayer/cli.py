@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tuiplayer import __version__
 from tuiplayer.config import SIGNAL, STEMS
@@ -118,11 +119,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_separate(args: argparse.Namespace) -> int:
-    """Separate files (or folders of files) into stem files, loading the model once."""
+def _progress_bar() -> Any:
+    """A rich progress bar on stderr (stdout stays for results): description, bar, n/N, times."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
+    return Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+
+
+def cmd_separate(args: argparse.Namespace) -> int:
+    """Separate files (or folders of files) into stem files, loading the model once."""
     from tuiplayer import modelstore
     from tuiplayer.audio.io import load
     from tuiplayer.nn import runtime
@@ -135,8 +142,7 @@ def cmd_separate(args: argparse.Namespace) -> int:
     separator = Separator(runtime.load(card), batch_size=8)
     cache = StemCache()
     status = 0
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True)) as bar:
+    with _progress_bar() as bar:
         overall = bar.add_task(f"{len(songs)} file{'s' if len(songs) != 1 else ''} with {card.name}",
                                total=len(songs))
         for song in songs:
@@ -168,13 +174,9 @@ def cmd_separate(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     """Render synthetic multitrack songs in the MUSDB18-HQ layout."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
-
     from tuiplayer.synth import generate
 
-    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+    bar = _progress_bar()
     task = bar.add_task(f"rendering {args.songs} songs", total=args.songs)
 
     def progress(done: int, total: int) -> None:
