@@ -283,9 +283,12 @@ class Stft:
             return first_frame + stop, acc[: overlap - 1].copy()
 
         carries = self._run(job, n_frames)
-        for index, (row, carry) in enumerate(carries):
-            last = index == len(carries) - 1
-            self._emit(out, row, carry, total_frames, add=accumulate or not last)
+        # the last range's open hops are the signal's end: stored first, since a short last
+        # range leaves them overlapping the previous range's open hops, which are then added
+        *inner, (row, carry) = carries
+        self._emit(out, row, carry, total_frames, add=accumulate)
+        for row, carry in inner:
+            self._emit(out, row, carry, total_frames, add=True)
         return out
 
     def _emit(self, out: np.ndarray, row: int, hops: np.ndarray, n_frames: int, add: bool) -> None:
