@@ -135,7 +135,7 @@ def cmd_separate(args: argparse.Namespace) -> int:
     from tuiplayer.nn import runtime
     from tuiplayer.separation import export
     from tuiplayer.separation.cache import StemCache, content_hash
-    from tuiplayer.separation.separator import Separator
+    from tuiplayer.separation.separator import Separator, complete_stems
 
     songs = list(export.expand_inputs(args.files))
     card = modelstore.resolve(args.model)
@@ -152,9 +152,9 @@ def cmd_separate(args: argparse.Namespace) -> int:
                 audio = load(song)
                 task = bar.add_task(f"  {song.name}", total=None)
                 content = content_hash(audio.samples)
-                stems = cache.load(audio.samples, content, card.sha256)
-                how = " (cached)" if stems is not None else ""
-                if stems is None:
+                stored = cache.load(audio.samples, content, card.sha256)
+                how = " (cached)" if stored is not None else ""
+                if stored is None:
                     stems = separator.separate(
                         audio.samples, progress=lambda done, total, t=task: bar.update(t, completed=done, total=total)
                     )
@@ -162,6 +162,7 @@ def cmd_separate(args: argparse.Namespace) -> int:
                     if problem:
                         bar.console.print(f"tuiplayer: note: {problem}", highlight=False, markup=False, soft_wrap=True)
                 else:
+                    stems = complete_stems(audio.samples, stored)
                     bar.update(task, completed=1, total=1)
                 export.write_stems(stems, audio.source, paths, args.force)
                 bar.update(task, description=f"  {song.name}{how} → {paths[STEMS[0]].parent}")

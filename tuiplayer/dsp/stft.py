@@ -253,8 +253,9 @@ class Stft:
             raise ValueError(f"{n_frames} frames do not match {n_samples} samples (expected {total_frames})")
         if out is None:
             out = np.empty((n_samples, channels), dtype=np.float32)
-        elif out.shape != (n_samples, channels) or out.dtype != np.float32:
-            raise ValueError(f"out must be float32 {(n_samples, channels)}. Received {out.dtype} {out.shape}")
+        elif out.shape != (n_samples, channels) or out.dtype not in (np.float32, np.float16):
+            raise ValueError(f"out must be float32 (or float16) {(n_samples, channels)}. "
+                             f"Received {out.dtype} {out.shape}")
         hop, overlap = cfg.hop_length, self._overlap
         window = np.repeat(self.window, channels)  # for interleaved channels (see forward)
         direct = _fftw_ready(spec)

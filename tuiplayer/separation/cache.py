@@ -59,7 +59,9 @@ class StemCache:
         return self.root / f"{stem}.npy", self.root / f"{stem}.json"
 
     def load(self, audio: np.ndarray, content: str, model_sha256: str) -> np.ndarray | None:
-        """The cached stems (n_samples, 2, 4) float32 of this audio and model, or None.
+        """The cached vocals, drums and bass (n_samples, 2, 3) float16 of this audio and model, or None.
+
+        `separator.complete_stems(audio, stored)` gives all four stems.
 
         A missing, partial or corrupt entry is None (and removed, so it gets rebuilt).
         """
@@ -77,15 +79,12 @@ class StemCache:
             return None
         for path in (data, meta):
             os.utime(path)  # most recently used now
-        stems = np.empty((len(audio), audio.shape[1], STORED_STEMS + 1), dtype=np.float32)
-        stems[..., :STORED_STEMS] = stored
-        stems[..., STORED_STEMS] = audio - stems[..., :STORED_STEMS].sum(axis=-1)
-        return stems
+        return stored
 
     def store(self, stems: np.ndarray, content: str, model_sha256: str) -> str | None:
-        """Keep stems (n_samples, 2, 4); returns None, or a one-line reason it could not be kept."""
+        """Keep stems (n_samples, 2, 4 or 3: other is not needed); None, or a one-line reason they were not kept."""
         data, meta = self._paths(content, model_sha256)
-        stored = stems[..., :STORED_STEMS].astype(np.float16)
+        stored = stems[..., :STORED_STEMS].astype(np.float16, copy=False)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             self._make_room(stored.nbytes)

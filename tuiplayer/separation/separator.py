@@ -27,7 +27,11 @@ class SongSeparation:
     """One song being separated: its audio, block grid, and the stems filled in so far.
 
     audio: (n_samples, 2) float32 at SIGNAL.sample_rate.
-    stems: (n_samples, 2, n_stems) float32, the sum of the done blocks' shares.
+    stored: (n_samples, 2, n_stems - 1) float16, the sum of the done blocks' shares of every
+    stem but the last ("other"), which is the mixture minus the rest wherever the stems are
+    ready: the four always sum to the input, at 3/8 of the memory of four float32 stems
+    (a 10-minute song: 318 MB instead of 847 MB) and 3/4 of the inverse STFTs.
+    `stems` gives all four as float32.
     done: (n_blocks,) bool, which blocks have been added.
     frames_ready: (n_frames,) bool, frames whose every covering block is done; audio is final
     where all frames overlapping it are (`ready`). A block only ever writes samples that are
@@ -37,8 +41,9 @@ class SongSeparation:
     def __init__(self, audio: np.ndarray, stft: Stft, n_stems: int, overlap: int = DEFAULT_OVERLAP) -> None:
         self.audio = np.ascontiguousarray(audio, dtype=np.float32)
         self.stft = stft
+        self.n_stems = n_stems
         self.grid = BlockGrid(n_frames_for(len(audio)), overlap=overlap)
-        self.stems = np.zeros((len(audio), audio.shape[1], n_stems), dtype=np.float32)
+        self.stored = np.zeros((len(audio), audio.shape[1], n_stems - 1), dtype=np.float16)
         self.done = np.zeros(len(self.grid), dtype=bool)
         self.frames_ready = np.zeros(self.grid.n_frames, dtype=bool)
         # blocks covering each frame, and how many of them are done: (n_frames,) each
@@ -69,19 +74,26 @@ class SongSeparation:
             return
         first, stop = self.grid.frames(index)
         count = stop - first
-        full = mask_ops.extend(mask_ops.normalise(masks[:count]), spec.shape[1])
+        kept = mask_ops.normalise(masks[:count])[..., : self.n_stems - 1]
+        full = mask_ops.extend(kept, spec.shape[1])
         full *= self.grid.weights(index)[:, None, None, None]
-        # all stems as extra channels, one inverse: (frames, n_freqs, channels · n_stems)
+        # the stored stems as extra channels, one inverse: (frames, n_freqs, channels · (n_stems - 1))
         stem_specs = (spec[..., None] * full).reshape(count, spec.shape[1], -1)
-        flat = self.stems.reshape(len(self.stems), -1)
+        flat = self.stored.reshape(len(self.stored), -1)
         self.stft.inverse(stem_specs, len(self.audio), flat, first_frame=first, accumulate=True)
         self._added[first:stop] += 1
         self.frames_ready[first:stop] = self._added[first:stop] == self._covering[first:stop]
         self.done[index] = True
 
+    @property
+    def stems(self) -> np.ndarray:
+        """All stems (n_samples, 2, n_stems) float32 (a new array); final where `ready`."""
+        return complete_stems(self.audio, self.stored)
+
     def fill(self, stems: np.ndarray) -> None:
-        """Take finished stems (n_samples, 2, n_stems) (e.g. from the cache): every block done."""
-        self.stems[...] = stems
+        """Take finished stems (n_samples, 2, n_stems), or the stored ones without other (e.g.
+        from the cache): every block done."""
+        self.stored[...] = stems[..., : self.n_stems - 1]
         self._added[...] = self._covering
         self.frames_ready[...] = True
         self.done[...] = True
@@ -111,6 +123,15 @@ class SongSeparation:
     @property
     def complete(self) -> bool:
         return bool(self.done.all())
+
+
+def complete_stems(audio: np.ndarray, stored: np.ndarray) -> np.ndarray:
+    """audio (n_samples, 2) and every stem but other (n_samples, 2, n_stems - 1) → all stems
+    (n_samples, 2, n_stems) float32, other being the mixture minus the rest."""
+    stems = np.empty((*audio.shape, stored.shape[-1] + 1), dtype=np.float32)
+    stems[..., :-1] = stored
+    np.subtract(audio, stems[..., :-1].sum(axis=-1), out=stems[..., -1])
+    return stems
 
 
 class Separator:
