@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tuiplayer import __version__
-from tuiplayer.config import SIGNAL, STEMS
+from tuiplayer.config import STEMS
 from tuiplayer.errors import BadInput, TuiplayerError
 from tuiplayer.files import write_text
 
@@ -55,32 +55,50 @@ DEMO_DIR = Path(__file__).resolve().parent / "assets" / "demo"
 """The bundled demo song: mixture.flac, its four stems, and song.json (how it was made)."""
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Play the bundled demo song (the original mix, until the player lands)."""
-    from tuiplayer.audio.io import load
-    from tuiplayer.playback.output import AudioOutput, BufferSource
+def cmd_play(args: argparse.Namespace) -> int:
+    """Open a song in the player (`tuiplayer FILE` is the same)."""
+    import queue
 
+    from tuiplayer import modelstore
+    from tuiplayer.audio.io import load
+    from tuiplayer.player.keys import load_keymap
+
+    keymap = load_keymap()
+    if args.device is not None and not args.no_audio:
+        from tuiplayer.playback.output import output_device
+
+        output_device(args.device)  # a wrong --device is one line before the screen opens
+    audio = load(args.file)
+    cards = [modelstore.resolve(args.model)]
+    partner = args.ab if args.ab is not None else (modelstore.read_index().get("ab") if args.model is None else None)
+    if partner:
+        cards.append(modelstore.resolve(partner))
+
+    from tuiplayer.nn import runtime
+    from tuiplayer.player.app import PlayerApp
+    from tuiplayer.player.core import Player
+    from tuiplayer.separation.cache import StemCache
+
+    events: queue.Queue = queue.Queue()
+    player = Player(Path(args.file), audio, cards, lambda card: runtime.load(card, threads=PLAYER_TF_THREADS),
+                    on_event=events.put, cache=StemCache())
+    app = PlayerApp(player, device=args.device, audio=not args.no_audio, keymap=keymap, events=events)
+    app.run()
+    player.close()
+    return int(app.return_code or 0)
+
+
+PLAYER_TF_THREADS = 1
+"""TensorFlow threads while playing: on 2 cores one is left for the sound and the screen (DESIGN.md §4)."""
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The bundled demo song in the player."""
     mixture = DEMO_DIR / "mixture.flac"
     if not mixture.is_file():
         raise TuiplayerError(f"the demo song is missing from this installation ({mixture})")
-    about = json.loads((DEMO_DIR / "song.json").read_text(encoding="utf-8"))
-    audio = load(mixture)
-    total = _format_duration(audio.source.duration_s)
-    print(f"Demo: a synthetic {about.get('genre', '')} song in {about.get('key', '?')} at "
-          f"{about.get('tempo_bpm', 0):.0f} BPM, {total}, made by `tuiplayer synth` "
-          f"(stems: {', '.join(STEMS)}, beside it in {DEMO_DIR})")
-    if args.no_audio:
-        return 0
-    source = BufferSource(audio.samples)
-    output = AudioOutput(source, device=args.device)
-    try:
-        output.wait(tick=lambda: print(
-            f"\r  playing {_format_duration(source.position / SIGNAL.sample_rate)} / {total}  (Ctrl+C stops)",
-            end="", flush=True))
-    finally:
-        output.close()
-        print()
-    return 0
+    args.file = str(mixture)
+    return cmd_play(args)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -265,6 +283,14 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _player_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", metavar="NAME|PATH", help="model version to separate with (default: the index's)")
+    parser.add_argument("--ab", metavar="NAME|PATH", help="a second model to compare with (key a switches)")
+    sound = parser.add_mutually_exclusive_group()
+    sound.add_argument("--device", type=_device, metavar="ID", help="output device (number or name)")
+    sound.add_argument("--no-audio", action="store_true", help="play silently (the clock still runs)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with one subcommand per job."""
     parser = argparse.ArgumentParser(
@@ -274,9 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tuiplayer {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    demo = commands.add_parser("demo", help="play the bundled demo song")
-    demo.add_argument("--device", type=_device, metavar="ID", help="output device (number or name)")
-    demo.add_argument("--no-audio", action="store_true", help="only describe the song")
+    play = commands.add_parser("play", help="open a song in the player (the default: tuiplayer FILE)")
+    play.add_argument("file", metavar="FILE")
+    _player_options(play)
+    play.set_defaults(run=cmd_play)
+
+    demo = commands.add_parser("demo", help="the bundled demo song in the player")
+    _player_options(demo)
     demo.set_defaults(run=cmd_demo)
 
     info = commands.add_parser("info", help="format, sample rate, channels and duration of audio files")
@@ -352,9 +382,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    return {name for action in parser._subparsers._group_actions  # type: ignore[union-attr]
+            for name in getattr(action, "choices", {}) or {}}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-") and argv[0] not in _commands(parser):
+        argv.insert(0, "play")  # tuiplayer FILE = tuiplayer play FILE
+    args = parser.parse_args(argv)
     if not os.environ.get("TUIPLAYER_DEBUG"):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter
     try:

@@ -1,0 +1,257 @@
+"""The player's screen and keys, driven by Textual's Pilot (no sound: the silent clock)."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tuiplayer import modelstore
+from tuiplayer.audio.io import Audio, AudioInfo
+from tuiplayer.config import SIGNAL, STEMS
+from tuiplayer.player.app import PlayerApp
+from tuiplayer.player.core import GAIN_STEP_DB, Player
+
+SECONDS = 20
+
+
+def band_predict(magnitude: np.ndarray) -> np.ndarray:
+    """A stand-in model, instant and deterministic: stem j takes a quarter of the bins."""
+    masks = np.full((*magnitude.shape, 4), 0.01, dtype=np.float32)
+    for j, band in enumerate(np.array_split(np.arange(SIGNAL.n_bins), 4)):
+        masks[:, :, band, :, j] = 1.0
+    return masks
+
+
+def make_audio() -> Audio:
+    n = SECONDS * SIGNAL.sample_rate
+    t = np.arange(n) / SIGNAL.sample_rate
+    tone = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (110, 1500, 4000, 9000))
+    samples = np.repeat(tone[:, None], 2, axis=1).astype(np.float32)
+    info = AudioInfo(path=Path("song.flac"), format="FLAC (PCM_16)", sample_rate=SIGNAL.sample_rate,
+                     channels=2, n_samples=n, decoder="libsndfile")
+    return Audio(samples=samples, source=info)
+
+
+def make_app(tmp_path: Path, *, ab: bool = True, fail: bool = False) -> PlayerApp:
+    card = modelstore.resolve("unet")
+    cards = [card, card] if ab else [card]
+
+    def load(_card: modelstore.ModelCard):
+        if fail:
+            raise RuntimeError("weights unreadable")
+        return band_predict
+
+    events: queue.Queue = queue.Queue()
+    player = Player(tmp_path / "song.flac", make_audio(), cards, load, on_event=events.put)
+    return PlayerApp(player, audio=False, events=events)
+
+
+async def separated(app: PlayerApp, pilot) -> None:
+    for _ in range(200):
+        if all(state.status == "done" for state in app.player.models):
+            await pilot.pause()
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("separation did not finish")
+
+
+async def test_transport_keys(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        player = app.player
+        await pilot.press("space")
+        assert not player.playing and not player.mixer.snapshot.playing
+        start = player.position_s
+        await pilot.press("right")
+        assert player.position_s == pytest.approx(start + 5.0, abs=0.05)
+        await pilot.press("left")
+        assert player.position_s == pytest.approx(start, abs=0.05)
+        await pilot.press("full_stop")  # 60 s: clamped to the song's end
+        assert player.position_s == pytest.approx(SECONDS, abs=0.1)
+        await pilot.press("comma")
+        assert player.position_s == pytest.approx(0.0, abs=0.1)
+        await pilot.press("shift+right")
+        assert player.position_s == pytest.approx(SECONDS, abs=0.1)
+        await pilot.press("shift+left")
+        assert player.position_s == pytest.approx(0.0, abs=0.1)
+        await pilot.press("space")
+        assert player.playing
+        await asyncio.sleep(0.5)
+        assert 0.2 < player.position_s < 1.5  # the silent clock runs in real time
+
+
+async def test_mix_keys(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        player = app.player
+        for key, stem in zip("1234", range(4), strict=True):
+            await pilot.press(key)
+            assert player.muted[stem]
+        assert player.effective_gains() == (0.0, 0.0, 0.0, 0.0)
+        await pilot.press("0")
+        assert not any(player.muted) and player.effective_gains() == (1.0,) * 4
+        for key, stem in zip(["exclamation_mark", "at", "number_sign", "dollar_sign"], range(4), strict=True):
+            await pilot.press(key)
+            assert player.soloed[stem]
+            await pilot.press(key)
+        await pilot.press("at")  # solo drums
+        assert player.mixer.snapshot.gains == (0.0, 1.0, 0.0, 0.0)
+        await pilot.press("0")
+        assert player.selected == 0
+        await pilot.press("down", "down")
+        assert player.selected == 2
+        await pilot.press("up")
+        assert player.selected == 1
+        await pilot.press("plus")
+        assert player.gains_db[1] == GAIN_STEP_DB
+        await pilot.press("minus", "minus", "minus")
+        assert player.gains_db[1] == -2 * GAIN_STEP_DB
+        assert player.mixer.snapshot.gains[1] == pytest.approx(10 ** (-2 * GAIN_STEP_DB / 20))
+        strip = app.query_one("#strip-drums")
+        await pilot.pause(0.2)
+        assert strip.selected and strip.gain_db == -2 * GAIN_STEP_DB  # the screen follows
+        await pilot.press("0")
+        assert player.gains_db == [0.0] * 4
+
+
+async def test_ab_switch_keeps_the_playhead(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await separated(app, pilot)
+        player = app.player
+        await pilot.press("space", "right")
+        position = player.mixer.position
+        await pilot.press("a")
+        assert player.active == 1 and player.mixer.snapshot.model == 1
+        assert player.mixer.position == position
+        await pilot.press("a")
+        assert player.active == 0
+
+
+async def test_ab_without_a_partner_is_a_notice(tmp_path: Path) -> None:
+    app = make_app(tmp_path, ab=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("a")
+        assert app.player.active == 0
+        assert any("no A/B partner" in n.message for n in app._notifications)
+
+
+async def test_loop_key_sets_start_end_and_clears(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        player = app.player
+        await pilot.press("space")
+        player.seek_to(5.0)
+        await pilot.press("l")
+        assert player.loop_start == 5 * SIGNAL.sample_rate and player.loop is None
+        await pilot.press("right", "l")
+        assert player.loop == (5 * SIGNAL.sample_rate, 10 * SIGNAL.sample_rate)
+        assert player.mixer.snapshot.loop == player.loop
+        await pilot.press("l")
+        assert player.loop is None and player.mixer.snapshot.loop is None
+
+
+async def test_help_view_and_quit(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("question_mark")
+        assert app.screen.__class__.__name__ == "HelpScreen"
+        await pilot.press("escape")
+        assert app.screen.__class__.__name__ == "Screen"
+        await pilot.press("v")
+        assert app.view_stem
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_export_writes_the_remix_and_stems_and_asks_before_overwriting(tmp_path: Path) -> None:
+    import soundfile
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await separated(app, pilot)
+        await pilot.press("1")  # mute vocals: the remix is without them
+        await pilot.press("e")
+        assert app.screen.__class__.__name__ == "ExportScreen"
+        await pilot.click("#wav")
+        await app.workers.wait_for_complete()
+        folder = tmp_path / "song"
+        written = {p.name for p in folder.iterdir()}
+        assert written == {"remix.wav", *(f"{stem}.wav" for stem in STEMS)}
+        remix, rate = soundfile.read(folder / "remix.wav", dtype="float32")
+        stems = {stem: soundfile.read(folder / f"{stem}.wav", dtype="float32")[0] for stem in STEMS}
+        assert rate == SIGNAL.sample_rate and len(remix) == SECONDS * SIGNAL.sample_rate
+        np.testing.assert_allclose(remix, stems["drums"] + stems["bass"] + stems["other"], atol=1e-3)
+        before = (folder / "remix.wav").stat().st_mtime_ns
+        await pilot.press("e")
+        await pilot.click("#wav")
+        assert app.screen.__class__.__name__ == "ConfirmScreen"
+        await pilot.press("n")
+        await app.workers.wait_for_complete()
+        assert (folder / "remix.wav").stat().st_mtime_ns == before  # nothing overwritten
+
+
+async def test_export_before_separation_is_a_notice(tmp_path: Path) -> None:
+    app = make_app(tmp_path, fail=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.5)
+        await pilot.press("e")
+        assert app.screen.__class__.__name__ == "Screen"
+        assert any("cannot export yet" in n.message for n in app._notifications)
+
+
+async def test_a_model_that_fails_is_a_notice_and_the_mix_plays(tmp_path: Path) -> None:
+    app = make_app(tmp_path, fail=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.player.models[0].status == "failed":
+                break
+        await pilot.pause(0.2)
+        assert app.player.models[0].status == "failed"
+        assert any("weights unreadable" in n.message for n in app._notifications)
+        assert app.player.playing and not app.player.separated()
+
+
+async def test_a_tiny_terminal_shows_a_notice(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await pilot.pause()
+        assert app.has_class("-too-small")
+        assert app.query_one("#too-small").display and not app.query_one("#main").display
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert not app.has_class("-too-small") and app.query_one("#main").display
+
+
+async def test_keys_remap_from_the_config(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    app.keymap = {"play": "p", "mute_vocals": "m"}
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("p")
+        assert not app.player.playing
+        await pilot.press("m")
+        assert app.player.muted[0]
+        await pilot.press("space")  # no longer bound
+        assert not app.player.playing
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_main_screen_snapshot(snap_compare, tmp_path: Path, size: tuple[int, int]) -> None:
+    """The main screen, paused at 7.5 s with drums muted and bass 1.5 dB up."""
+    app = make_app(tmp_path)
+
+    async def run_before(pilot) -> None:
+        await separated(app, pilot)
+        await pilot.press("space")
+        app.player.seek_to(7.5)
+        await pilot.press("2", "down", "down", "plus")
+        await pilot.pause(0.3)
+        app.clear_notifications()
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

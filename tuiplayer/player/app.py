@@ -1,0 +1,353 @@
+"""The player's screen: a Textual app over a `Player` (see core.py).
+
+The app reads the player's state on a timer (15 times a second) and sets its widgets'
+attributes; keys call the player's actions. Session events (model loaded, blocks done,
+errors) arrive on worker threads and are queued; the timer turns them into notices.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import queue
+import threading
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+from textual import events, on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.screen import ModalScreen
+from textual.widgets import Button, Footer, Input, Label, Static
+
+from tuiplayer.config import SIGNAL, STEMS
+from tuiplayer.errors import TuiplayerError
+from tuiplayer.player.core import GAIN_STEP_DB, Player, format_time
+from tuiplayer.player.keys import KEYS, display
+from tuiplayer.player.widgets import Spectrogram, StemStrip, Transport, spectrogram_image
+from tuiplayer.separation.engine import Failed, Finished
+from tuiplayer.separation.session import FromCache, Notice, SessionEvent
+
+MIN_WIDTH, MIN_HEIGHT = 80, 24
+REFRESH_HZ = 15
+SPECTROGRAM_HOPS_PER_COLUMN = 2
+"""Each spectrogram column is 2 hops (46 ms): 80 columns show 3.7 s."""
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key, as mapped now."""
+
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape,question_mark,q", "dismiss", "close")]
+
+    def __init__(self, keymap: dict[str, str]) -> None:
+        super().__init__()
+        self.keymap = keymap
+
+    def compose(self) -> ComposeResult:
+        rows = "\n".join(f"  {display(self.keymap.get(key.id, key.keys)):<22} {key.description}" for key in KEYS)
+        with Vertical(id="help"):
+            yield Label("Keys", classes="title")
+            yield Static(rows)
+            yield Label("Remap them in ~/.config/tuiplayer/keys.toml ([keys] id = \"key\"). Esc closes.",
+                        classes="hint")
+
+
+class ExportScreen(ModalScreen[tuple[Path, str] | None]):
+    """Where to export, and as what: returns (folder, format) or None."""
+
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "dismiss", "cancel")]
+
+    def __init__(self, folder: Path, song_name: str) -> None:
+        super().__init__()
+        self.folder, self.song_name = folder, song_name
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="export"):
+            yield Label("Export the remix and the four stems", classes="title")
+            yield Label(f"into <folder>/{self.song_name}/ — remix, {', '.join(STEMS)}", classes="hint")
+            yield Input(str(self.folder), id="folder")
+            with Horizontal(id="export-buttons"):
+                yield Button("FLAC", id="flac", variant="primary")
+                yield Button("WAV", id="wav")
+                yield Button("Cancel", id="cancel")
+
+    @on(Button.Pressed)
+    def chosen(self, event: Button.Pressed) -> None:
+        if event.button.id == "cancel":
+            self.dismiss(None)
+        else:
+            self.dismiss((Path(self.query_one("#folder", Input).value).expanduser(), str(event.button.id)))
+
+    @on(Input.Submitted)
+    def submitted(self) -> None:
+        self.dismiss((Path(self.query_one("#folder", Input).value).expanduser(), "flac"))
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS: ClassVar[list[Binding]] = [Binding("y", "answer(True)", "yes"),
+                                         Binding("n,escape", "answer(False)", "no")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm"):
+            yield Label(self.question)
+            yield Label("y: yes   n: no", classes="hint")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class PlayerApp(App[int]):
+    """The player. `player` is open already; device/audio say where its sound goes."""
+
+    CSS_PATH = "player.tcss"
+    TITLE = "tuiplayer"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[Binding]] = [
+        Binding(key.keys, key.action, key.footer or key.description, show=bool(key.footer), id=key.id)
+        for key in KEYS
+    ]
+
+    def __init__(self, player: Player, *, device: int | str | None = None, audio: bool = True,
+                 keymap: dict[str, str] | None = None, events: queue.Queue[SessionEvent] | None = None) -> None:
+        super().__init__()
+        self.player = player
+        self.device, self.audio_enabled = device, audio
+        self.keymap = keymap or {}
+        self.events = events if events is not None else queue.Queue()
+        self.view_stem = False
+        self.exit_code = 0
+
+    # ---- layout ----------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with Container(id="main"):
+            yield Static(id="song")
+            yield Static(id="models")
+            yield Spectrogram(id="spectrogram")
+            yield Static(id="view")
+            with Vertical(id="strips"):
+                for j, stem in enumerate(STEMS):
+                    strip = StemStrip(id=f"strip-{stem}")
+                    strip.stem, strip.number = stem, j + 1
+                    yield strip
+            yield Transport(id="transport")
+        yield Static(f"Terminal too small: tuiplayer needs at least {MIN_WIDTH}×{MIN_HEIGHT}.\n"
+                     "Enlarge the window (q quits).", id="too-small")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.keymap:
+            self.set_keymap(self.keymap)
+        self.player.start_output(self.device, self.audio_enabled)
+        if self.player.output_note:
+            self.notify(self.player.output_note, severity="warning", timeout=8)
+        self._fit(self.size.width, self.size.height)
+        self.call_after_refresh(self.refresh_state)
+        self.set_interval(1 / REFRESH_HZ, self.refresh_state)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        self.set_class(width < MIN_WIDTH or height < MIN_HEIGHT, "-too-small")
+
+    # ---- reading the player's state ---------------------------------------------------------
+    def refresh_state(self) -> None:
+        """Read the player's state into the main screen's widgets (also under a dialog)."""
+        with contextlib.suppress(NoMatches):  # the screen is still being built, or taken down
+            self._refresh_state()
+
+    def _refresh_state(self) -> None:
+        player = self.player
+        main = self.screen_stack[0]
+        self._take_events()
+        main.query_one("#song", Static).update(
+            f"[b]{_escape(player.path.name)}[/b]  {format_time(player.duration_s)}  "
+            f"[dim]{player.audio.source.sample_rate} Hz, {player.audio.source.channels} ch[/dim]")
+        main.query_one("#models", Static).update(self._models_line())
+        gains, soloing = player.gains_db, any(player.soloed)
+        levels = player.levels()
+        for j, stem in enumerate(STEMS):
+            strip = main.query_one(f"#strip-{stem}", StemStrip)
+            strip.gain_db, strip.muted, strip.soloed = gains[j], player.muted[j], player.soloed[j]
+            strip.silenced = soloing and not player.soloed[j]
+            strip.selected = j == player.selected
+            strip.level_db = levels[j]
+        transport = main.query_one(Transport)
+        transport.playing, transport.ended = player.playing, player.ended
+        transport.position_s, transport.duration_s = player.position_s, player.duration_s
+        transport.loop = None if player.loop is None else tuple(s / SIGNAL.sample_rate for s in player.loop)
+        transport.loop_start = None if player.loop_start is None else player.loop_start / SIGNAL.sample_rate
+        transport.separated = self._separated_cells(transport.size.width)
+        self._draw_spectrogram()
+
+    def _models_line(self) -> str:
+        parts = []
+        for index, state in enumerate(self.player.models):
+            label = "AB"[index] if len(self.player.models) > 1 else "model"
+            progress = {
+                "loading": "loading…", "waiting": "waiting",
+                "separating": f"separating {100 * state.done // max(state.total, 1)} %",
+                "done": "separated", "failed": "failed: playing the original mix",
+            }[state.status]
+            text = f"{label}: {_escape(state.card.name)} v{_escape(state.card.version)} ({progress})"
+            parts.append(f"[reverse b] {text} [/]" if index == self.player.active else f"[dim]{text}[/dim]")
+        if len(self.player.models) < 2:
+            parts.append("[dim]no A/B partner (--ab MODEL)[/dim]")
+        playing = "stems" if self.player.separated() else "original mix (not separated here yet)"
+        return "  ".join(parts) + f"  [dim]▸ playing: {playing}[/dim]"
+
+    def _separated_cells(self, width: int) -> tuple[bool, ...]:
+        separation = self.player.separation()
+        cells = max(1, width)
+        if separation is None:
+            return (False,) * cells
+        frames = separation.frames_ready
+        edges = np.linspace(0, len(frames), cells + 1).astype(int)
+        return tuple(bool(frames[lo:max(hi, lo + 1)].all()) for lo, hi in itertools.pairwise(edges))
+
+    def _draw_spectrogram(self) -> None:
+        main = self.screen_stack[0]
+        widget = main.query_one(Spectrogram)
+        width, height = widget.size.width, widget.size.height
+        if width == 0 or height == 0:
+            return
+        player = self.player
+        hop = SIGNAL.hop_length * SPECTROGRAM_HOPS_PER_COLUMN
+        playhead_column = width // 4
+        start = player.mixer.position - playhead_column * hop
+        stop = start + width * hop
+        source, label, offset = None, "mix", 0
+        if self.view_stem:
+            stem = STEMS[player.selected]
+            offset = max(0, start - SIGNAL.n_fft)
+            source = player.stem_audio(player.selected, offset, stop + SIGNAL.n_fft)
+            label = stem if source is not None else f"{stem} (not separated here yet: showing the mix)"
+        main.query_one("#view", Static).update(f"[dim]spectrogram: {label}  (v: mix / selected stem)[/dim]")
+        widget.image = _columns(player.samples if source is None else None, source, start, width, hop,
+                                2 * height, offset)
+        widget.playhead = playhead_column
+
+    def _take_events(self) -> None:
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return
+            name = event.model.split(":", 1)[-1]
+            if isinstance(event, Failed):
+                self.notify(f"{name}: {event.message} — playing the original mix", severity="error", timeout=10)
+            elif isinstance(event, Notice):
+                self.notify(f"{name}: {event.message}", severity="warning", timeout=8)
+            elif isinstance(event, FromCache):
+                self.notify(f"{name}: stems from the cache", timeout=3)
+            elif isinstance(event, Finished):
+                self.notify(f"{name}: the whole song is separated", timeout=3)
+
+    # ---- actions -----------------------------------------------------------------------------
+    def action_toggle_play(self) -> None:
+        self.player.toggle_play()
+
+    def action_seek(self, seconds: float) -> None:
+        self.player.seek_by(seconds)
+
+    def action_mute(self, stem: int) -> None:
+        self.player.toggle_mute(stem)
+
+    def action_solo(self, stem: int) -> None:
+        self.player.toggle_solo(stem)
+
+    def action_select(self, step: int) -> None:
+        self.player.select(step)
+
+    def action_gain(self, direction: int) -> None:
+        self.player.change_gain(direction * GAIN_STEP_DB)
+
+    def action_reset_mix(self) -> None:
+        self.player.reset_mix()
+
+    def action_switch_model(self) -> None:
+        if not self.player.switch_model():
+            self.notify("no A/B partner: start with --ab MODEL (tuiplayer models lists them)", timeout=5)
+
+    def action_loop(self) -> None:
+        self.notify(self.player.toggle_loop(), timeout=3)
+
+    def action_toggle_view(self) -> None:
+        self.view_stem = not self.view_stem
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.keymap))
+
+    def action_export(self) -> None:
+        try:
+            self.player.export_stems()
+        except TuiplayerError as error:
+            self.notify(f"cannot export yet: {error}", severity="warning", timeout=6)
+            return
+        self.push_screen(ExportScreen(self.player.path.parent, _song_name(self.player.path)), self._export_to)
+
+    def _export_to(self, choice: tuple[Path, str] | None) -> None:
+        if choice is None:
+            return
+        folder, fmt = choice
+        paths = _export_paths(folder, self.player.path, fmt)
+        taken = [p for p in paths.values() if p.exists()]
+        if not taken:
+            self._write_export(paths, False)
+            return
+        question = f"{len(taken)} file{'s' if len(taken) > 1 else ''} exist in {taken[0].parent}. Overwrite?"
+        self.push_screen(ConfirmScreen(question), lambda yes: self._write_export(paths, True) if yes else None)
+
+    @work(thread=True, exclusive=True, group="export")
+    def _write_export(self, paths: dict[str, Path], force: bool) -> None:
+        from tuiplayer.audio.io import restore, write_audio
+        from tuiplayer.separation import export
+
+        source = self.player.audio.source
+        try:
+            remix, stems = self.player.export_stems()
+            write_audio(paths["remix"], restore(remix, source), source.sample_rate, force=force)
+            export.write_stems(stems, source, paths, force)
+        except (TuiplayerError, OSError) as error:
+            self.call_from_thread(self.notify, f"export failed: {error}", severity="error", timeout=10)
+            return
+        self.call_from_thread(self.notify, f"exported the remix and stems to {paths['remix'].parent}", timeout=6)
+
+    def action_quit(self) -> None:
+        self.exit(0)
+
+    def on_unmount(self) -> None:
+        threading.Thread(target=self.player.close, daemon=True).start()
+
+
+def _song_name(path: Path) -> str:
+    return path.name.removesuffix(".stem.mp4") if path.name.endswith(".stem.mp4") else path.stem
+
+
+def _export_paths(folder: Path, song: Path, fmt: str) -> dict[str, Path]:
+    from tuiplayer.separation import export
+
+    paths = export.stem_paths(folder, song, fmt)
+    return {"remix": paths[STEMS[0]].parent / f"remix.{fmt}", **paths}
+
+
+def _escape(text: str) -> str:
+    return text.replace("[", r"\[")
+
+
+def _columns(mix: np.ndarray | None, stem: np.ndarray | None, start: int, width: int, hop: int,
+             n_bands: int, stem_offset: int) -> np.ndarray:
+    """Spectrogram image (width, n_bands) 0..1 of the audio from sample `start`, one column
+    per `hop` samples; mix: the whole song, or stem: a piece of it beginning at stem_offset."""
+    from tuiplayer.player.spectrum import column_power
+
+    audio, offset = (mix, 0) if mix is not None else (stem, stem_offset)
+    power = column_power(audio, start - offset, width, hop)  # type: ignore[arg-type]
+    return spectrogram_image(power, n_bands)
