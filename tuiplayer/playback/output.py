@@ -8,6 +8,7 @@ more to play). sounddevice is imported when an output is opened, never at import
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -19,6 +20,13 @@ from tuiplayer.errors import TuiplayerError
 
 BLOCK_FRAMES = 1024
 """Frames per audio buffer (23 ms at 44.1 kHz): faders act within one buffer (DESIGN.md §3)."""
+
+LATENCY_S = float(os.environ.get("TUIPLAYER_LATENCY_S", "0.2"))
+"""Sound buffered ahead of the speakers (seconds). The callback runs Python, so it waits
+whenever the screen's thread holds the GIL (drawing, garbage collection). Measured through
+PulseAudio in the end-to-end test: PortAudio's "high" latency (46 ms) and 0.1 s both left
+70–120 ms gaps of silence every couple of seconds; 0.2 s left none. A fader move is heard
+after this plus one buffer. TUIPLAYER_LATENCY_S overrides it."""
 
 
 class AudioDeviceError(TuiplayerError):
@@ -78,7 +86,7 @@ class AudioOutput:
         self.finished = threading.Event()
         try:
             self.stream = sd.OutputStream(
-                samplerate=sample_rate, blocksize=block_frames, device=output_device(device),
+                samplerate=sample_rate, blocksize=block_frames, device=output_device(device), latency=LATENCY_S,
                 channels=2, dtype="float32", callback=self._callback, finished_callback=self.finished.set,
             )
             self.stream.start()

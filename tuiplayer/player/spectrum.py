@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from tuiplayer.config import SIGNAL
@@ -23,3 +25,39 @@ def column_power(audio: np.ndarray, start: int, n_columns: int, hop: int) -> np.
     frames = np.lib.stride_tricks.sliding_window_view(piece, n_fft)[::hop][:n_columns]
     spectrum = np.fft.rfft(frames * WINDOW, axis=1)
     return (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+
+
+class ColumnCache:
+    """Spectrogram columns already computed, by column number (column k is centred on sample
+    k·hop), so a scrolling view computes only the columns that scroll in.
+
+    Columns belong to one source (e.g. "mix", or a stem of a model) and one band count; asking
+    for another starts afresh.
+    """
+
+    def __init__(self, hop: int) -> None:
+        self.hop = hop
+        self._key: tuple[object, int] | None = None
+        self._columns: dict[int, np.ndarray] = {}
+
+    def image(self, key: object, audio: Callable[[int, int], tuple[np.ndarray, int]], first: int, count: int,
+              n_bands: int) -> np.ndarray:
+        """Columns first … first+count-1 as (count, n_bands) levels 0..1.
+
+        audio(start, stop) gives (samples (n, 2), the sample number of samples[0]) covering
+        at least samples [start, stop) of the song (outside the song is silence)."""
+        from tuiplayer.player.widgets import spectrogram_image
+
+        if self._key != (key, n_bands):
+            self._key, self._columns = (key, n_bands), {}
+        missing = [k for k in range(first, first + count) if k not in self._columns]
+        if missing:
+            lo, hi = missing[0], missing[-1]
+            half = SIGNAL.n_fft // 2
+            samples, offset = audio(lo * self.hop - half, hi * self.hop + half)
+            levels = spectrogram_image(column_power(samples, lo * self.hop - offset, hi - lo + 1, self.hop), n_bands)
+            for k, column in zip(range(lo, hi + 1), levels, strict=True):
+                self._columns[k] = column
+        if len(self._columns) > 4 * count:  # forget what scrolled far away
+            self._columns = {k: v for k, v in self._columns.items() if first - count <= k < first + 2 * count}
+        return np.stack([self._columns[k] for k in range(first, first + count)])
