@@ -26,17 +26,18 @@ def band_predict(magnitude: np.ndarray) -> np.ndarray:
     return masks
 
 
-def make_audio() -> Audio:
+def make_audio(warnings: tuple[str, ...] = ()) -> Audio:
     n = SECONDS * SIGNAL.sample_rate
     t = np.arange(n) / SIGNAL.sample_rate
     tone = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (110, 1500, 4000, 9000))
     samples = np.repeat(tone[:, None], 2, axis=1).astype(np.float32)
     info = AudioInfo(path=Path("song.flac"), format="FLAC (PCM_16)", sample_rate=SIGNAL.sample_rate,
-                     channels=2, n_samples=n, decoder="libsndfile")
+                     channels=2, n_samples=n, decoder="libsndfile", warnings=warnings)
     return Audio(samples=samples, source=info)
 
 
-def make_app(tmp_path: Path, *, ab: bool = True, fail: bool = False) -> PlayerApp:
+def make_app(tmp_path: Path, *, ab: bool = True, fail: bool = False, warnings: tuple[str, ...] = (),
+             device: str | None = None) -> PlayerApp:
     card = modelstore.resolve("unet")
     cards = [card, card] if ab else [card]
 
@@ -46,8 +47,8 @@ def make_app(tmp_path: Path, *, ab: bool = True, fail: bool = False) -> PlayerAp
         return band_predict
 
     events: queue.Queue = queue.Queue()
-    player = Player(tmp_path / "song.flac", make_audio(), cards, load, on_event=events.put)
-    return PlayerApp(player, audio=False, events=events)
+    player = Player(tmp_path / "song.flac", make_audio(warnings), cards, load, on_event=events.put)
+    return PlayerApp(player, audio=device is not None, device=device, events=events)
 
 
 async def separated(app: PlayerApp, pilot) -> None:
@@ -255,3 +256,22 @@ def test_main_screen_snapshot(snap_compare, tmp_path: Path, size: tuple[int, int
         await pilot.pause(0.3)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+async def test_no_sound_device_is_a_notice_and_a_silent_clock(tmp_path: Path) -> None:
+    from tuiplayer.player.core import SilentClock
+
+    app = make_app(tmp_path, device="no such card")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.3)
+        assert isinstance(app.player.output, SilentClock)
+        assert any("no sound output device 'no such card'" in n.message and "silently" in n.message
+                   for n in app._notifications)
+        assert app.player.position_s > 0  # the clock runs
+
+
+async def test_a_damaged_file_plays_what_decoded_with_a_notice(tmp_path: Path) -> None:
+    app = make_app(tmp_path, warnings=("song.flac: damaged after 0:20; playing what decoded",))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.2)
+        assert any("damaged" in n.message for n in app._notifications)

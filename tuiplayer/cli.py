@@ -83,7 +83,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     player = Player(Path(args.file), audio, cards, lambda card: runtime.load(card, threads=PLAYER_TF_THREADS),
                     on_event=events.put, cache=StemCache())
     app = PlayerApp(player, device=args.device, audio=not args.no_audio, keymap=keymap, events=events)
-    app.run()
+    app.startup_probe = bool(os.environ.get("TUIPLAYER_STARTUP_PROBE"))
+    app.run(headless=app.startup_probe)
     player.close()
     return int(app.return_code or 0)
 

@@ -16,11 +16,22 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyfftw
 
 from tuiplayer.config import SIGNAL, SignalConfig
+
+if TYPE_CHECKING:
+    import pyfftw
+
+
+def _pyfftw() -> Any:
+    """pyFFTW, imported on first use: its package imports scipy.fftpack, half a second that
+    the player's window should not wait for (the STFT runs on the separation workers)."""
+    import pyfftw
+
+    return pyfftw
 
 CHUNK_FRAMES = 32
 """Frames per FFTW call (512 KiB of stereo input: the working set stays in cache)."""
@@ -60,6 +71,7 @@ def thread_plans(n_fft: int, channels: int, effort: str) -> _Plans:
     key = (n_fft, channels, effort)
     if key not in cache:
         n_freqs = n_fft // 2 + 1
+        pyfftw = _pyfftw()
         real = pyfftw.empty_aligned((CHUNK_FRAMES, n_fft, channels), dtype=np.float32)
         spec = pyfftw.empty_aligned((CHUNK_FRAMES, n_freqs, channels), dtype=np.complex64)
         with _PLANNER_LOCK:
@@ -97,6 +109,7 @@ def split_frames(n_frames: int, parts: int) -> list[tuple[int, int]]:
 
 def _fftw_ready(spec: np.ndarray) -> bool:
     """Whether FFTW can use whole chunks of this spectrogram in place (aligned, C-contiguous)."""
+    pyfftw = _pyfftw()
     return (
         spec.dtype == np.complex64
         and spec.flags.c_contiguous
@@ -140,7 +153,7 @@ class Stft:
 
     def empty_spectrogram(self, n_frames: int, channels: int) -> np.ndarray:
         """An aligned complex64 (n_frames, n_freqs, channels) array FFTW can write straight into."""
-        return pyfftw.empty_aligned((n_frames, self.config.n_freqs, channels), dtype=np.complex64)
+        return _pyfftw().empty_aligned((n_frames, self.config.n_freqs, channels), dtype=np.complex64)
 
     def _frames(self, audio: np.ndarray, start: int, count: int) -> np.ndarray:
         """Frames start … start+count-1 of audio (n_samples, ch): (count, n_fft, ch), unwindowed.

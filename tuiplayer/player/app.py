@@ -33,6 +33,7 @@ from tuiplayer.separation.engine import Failed, Finished
 from tuiplayer.separation.session import FromCache, Notice, SessionEvent
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
+STARTUP_PROBE_LINE = "tuiplayer: window drawn, sound started"
 REFRESH_HZ = 15
 SPECTROGRAM_HOPS_PER_COLUMN = 2
 """Each spectrogram column is 2 hops (46 ms): 80 columns show 3.7 s."""
@@ -124,7 +125,7 @@ class PlayerApp(App[int]):
         self.events = events if events is not None else queue.Queue()
         self.view_stem = False
         self._columns = ColumnCache(SIGNAL.hop_length * SPECTROGRAM_HOPS_PER_COLUMN)
-        self.exit_code = 0
+        self.startup_probe = False
 
     # ---- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -149,12 +150,21 @@ class PlayerApp(App[int]):
         self.player.start_output(self.device, self.audio_enabled)
         if self.player.output_note:
             self.notify(self.player.output_note, severity="warning", timeout=8)
+        for warning in self.player.audio.source.warnings:  # e.g. a file damaged part-way
+            self.notify(warning, severity="warning", timeout=10)
         self._fit(self.size.width, self.size.height)
         self.call_after_refresh(self.refresh_state)
         self.set_interval(1 / REFRESH_HZ, self.refresh_state)
         self.call_after_refresh(_freeze_garbage)
+        self.call_after_refresh(self.player.start_separation)
+        if self.startup_probe:  # `tuiplayer bench`: report the first drawn screen, and leave
+            self.call_after_refresh(self._probed)
 
 
+
+    def _probed(self) -> None:
+        print(STARTUP_PROBE_LINE, flush=True)
+        self.exit(0)
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size.width, event.size.height)

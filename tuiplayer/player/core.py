@@ -109,12 +109,19 @@ class Player:
         self.mixer = Mixer(self.samples, [None] * len(cards))
         self.session = SongSession(self.samples, self._event, cache=cache)  # type: ignore[arg-type]
         self.output: AudioOutput | SilentClock | None = None
+        self._load_model = load_model
         self._publish()
+
+    def start_separation(self) -> None:
+        """Give each model its stems: from the cache, or separated by a worker from the playhead.
+
+        The screen calls this once it is drawn: a worker's TensorFlow import takes seconds of
+        CPU and would slow the window's first appearance."""
         for index, state in enumerate(self.models):
             state.status = "loading"
-            name = self._key(index)
-            self.session.add_model(name, state.card.sha256, lambda card=state.card: load_model(card))
-            self.mixer.separations = [self.session.separations.get(self._key(i)) for i in range(len(cards))]
+            self.session.add_model(self._key(index), state.card.sha256,
+                                   lambda card=state.card: self._load_model(card), playhead=self.mixer.position)
+            self.mixer.separations = [self.session.separations.get(self._key(i)) for i in range(len(self.models))]
 
     # ---- sound ----------------------------------------------------------------------------
     def start_output(self, device: int | str | None = None, audio: bool = True) -> None:
