@@ -84,7 +84,7 @@ class Terminal:
         self.socket = str(home / "tmux.sock")
         variables = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()
                              if k in ("HOME", "XDG_RUNTIME_DIR", "PULSE_RUNTIME_PATH", "TUIPLAYER_CACHE_DIR",
-                                      "PATH", "LANG", "TF_CPP_MIN_LOG_LEVEL"))
+                                      "PATH", "LANG", "TF_CPP_MIN_LOG_LEVEL", "TUIPLAYER_LATENCY_S"))
         command = f"env {variables} TERM=xterm-256color {shlex.quote(sys.executable)} -m tuiplayer " \
                   f"{' '.join(map(shlex.quote, args))}; sleep 5"
         subprocess.run(["tmux", "-S", self.socket, "new-session", "-d", "-x", "100", "-y", "30", command],

@@ -75,13 +75,17 @@ class StemStrip(Widget):
         return text
 
 
+PALETTE_SIZE = 20
+"""Colour steps from silence to loud (fewer steps: longer runs of equal cells, cheaper to draw)."""
+
+
 def _palette() -> list[Style]:
     """Colours from silence to loud: black, blue, purple, red, orange, yellow, white."""
     stops = [(0, 0, 0), (20, 20, 90), (110, 30, 140), (200, 40, 60), (240, 130, 30), (250, 220, 60),
              (255, 255, 230)]
     colours = []
-    for i in range(32):
-        x = i / 31 * (len(stops) - 1)
+    for i in range(PALETTE_SIZE):
+        x = i / (PALETTE_SIZE - 1) * (len(stops) - 1)
         k = min(int(x), len(stops) - 2)
         t = x - k
         rgb = [round(a + (b - a) * t) for a, b in zip(stops[k], stops[k + 1], strict=True)]
@@ -129,12 +133,21 @@ class Spectrogram(Widget):
         if low + 1 >= image.shape[1]:  # drawn for another size; the next refresh fits
             return Strip.blank(width)
         levels = np.clip((image[:width, [low + 1, low]] * (len(PALETTE) - 1)).astype(int), 0, len(PALETTE) - 1)
+        # one segment per run of equal cells: the screen's drawing costs per segment
         segments = []
-        for x, (top, bottom) in enumerate(levels.tolist()):
+        cells = levels.tolist()
+        x = 0
+        while x < len(cells):
+            top, bottom = cells[x]
             if x == self.playhead:  # a thin white line over the lower band's colour
                 segments.append(Segment("│", Style(color="white", bgcolor=PALETTE[bottom])))  # type: ignore[arg-type]
-            else:
-                segments.append(Segment("▀", _cell_style(top, bottom)))
+                x += 1
+                continue
+            run = x + 1
+            while run < len(cells) and run != self.playhead and cells[run] == cells[x]:
+                run += 1
+            segments.append(Segment("▀" * (run - x), _cell_style(top, bottom)))
+            x = run
         if len(segments) < width:
             segments.append(Segment(" " * (width - len(segments))))
         return Strip(segments, width)
