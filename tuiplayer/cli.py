@@ -8,10 +8,11 @@ Set TUIPLAYER_DEBUG=1 to see the traceback of an internal error.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +85,41 @@ def cmd_play(args: argparse.Namespace) -> int:
                     on_event=events.put, cache=StemCache())
     app = PlayerApp(player, device=args.device, audio=not args.no_audio, keymap=keymap, events=events)
     app.startup_probe = bool(os.environ.get("TUIPLAYER_STARTUP_PROBE"))
-    app.run(headless=app.startup_probe)
+    with _native_stderr_to_log():
+        app.run(headless=app.startup_probe)
     player.close()
     return int(app.return_code or 0)
+
+
+@contextlib.contextmanager
+def _native_stderr_to_log() -> Iterator[None]:
+    """While the player's screen is up, what native libraries print to file descriptor 2
+    (TensorFlow's start-up logging, ALSA's complaints) goes to a log file instead of over
+    the screen, which Textual draws through sys.__stderr__, moved to a copy of the terminal."""
+    if not sys.__stderr__ or not sys.__stderr__.isatty():
+        yield
+        return
+    from tuiplayer.separation.cache import cache_dir
+
+    try:
+        log_dir = cache_dir()
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(log_dir / "player.log", "ab")  # noqa: SIM115 - closed below
+    except OSError:
+        yield
+        return
+    terminal = os.dup(2)
+    saved = sys.__stderr__
+    sys.__stderr__ = os.fdopen(os.dup(terminal), "w", buffering=1, encoding=saved.encoding, errors="replace")
+    os.dup2(log.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(terminal, 2)
+        os.close(terminal)
+        sys.__stderr__.close()
+        sys.__stderr__ = saved
+        log.close()
 
 
 PLAYER_TF_THREADS = 1

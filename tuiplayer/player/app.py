@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import queue
 import threading
 from pathlib import Path
@@ -164,7 +165,7 @@ class PlayerApp(App[int]):
 
     def _probed(self) -> None:
         print(STARTUP_PROBE_LINE, flush=True)
-        self.exit(0)
+        os._exit(0)  # at once: a model's TensorFlow import may be under way in a worker
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size.width, event.size.height)
