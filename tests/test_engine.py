@@ -163,3 +163,39 @@ def test_an_unwritable_cache_is_a_notice_and_the_stems_still_play(tmp_path) -> N
     seen = [events.get_nowait() for _ in range(events.qsize())]
     assert any(isinstance(e, Notice) and "stems not cached" in e.message for e in seen)
     assert isinstance(seen[-1], Finished) and session.separations["a"].ready(0, 1000)
+
+
+def test_a_seek_is_served_beside_the_model_call_under_way() -> None:
+    """The first model call hangs until released; a seek meanwhile gets its blocks separated
+    in the urgent lane, so the new playhead has stems before the old call ends."""
+    separation = song(60.0)
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    def predict(magnitude: np.ndarray) -> np.ndarray:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            started.set()
+            assert release.wait(30)
+        return spectral_predict(magnitude)
+
+    events: queue.Queue = queue.Queue()
+    worker = SeparationWorker("m", lambda: predict, separation, events.put, batch_size=1)
+    worker.start()
+    assert started.wait(30)
+    target = len(separation.audio) * 3 // 4
+    worker.seek(target)
+    for _ in range(300):
+        if separation.ready(target, target + SIGNAL.hop_length):
+            break
+        threading.Event().wait(0.05)
+    try:
+        assert separation.ready(target, target + SIGNAL.hop_length)
+        assert not separation.done[0]  # the first call is still hanging
+    finally:
+        release.set()
+    worker.join(60)
+    assert separation.complete and not worker.is_alive()
+    seen = [events.get_nowait() for _ in range(events.qsize())]
+    assert isinstance(seen[-1], Finished) and not any(isinstance(e, Failed) for e in seen)
+    np.testing.assert_allclose(separation.stems.sum(axis=-1), separation.audio, atol=2e-3)

@@ -221,7 +221,7 @@ def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[
     import tensorflow  # noqa: F401 - imported first: its import time is reported apart
 
     from tuiplayer.audio.io import load
-    from tuiplayer.cli import DEMO_DIR
+    from tuiplayer.cli import DEMO_DIR, PLAYER_TF_THREADS
     from tuiplayer.nn import runtime
     from tuiplayer.separation.engine import BlocksDone, Failed, Finished, ModelReady
     from tuiplayer.separation.session import SongSession
@@ -243,7 +243,7 @@ def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[
 
     first = cards[0]
     start = time.perf_counter()
-    session.add_model(first.name, first.sha256, lambda: runtime.load(first))
+    session.add_model(first.name, first.sha256, lambda: runtime.load(first, threads=PLAYER_TF_THREADS))
     ready_at, seen = until(lambda e: isinstance(e, BlocksDone))
     load_s = next(e.load_s for e in seen if isinstance(e, ModelReady))
     first_block_s = ready_at - start
@@ -264,7 +264,8 @@ def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[
     song_rtf = (finish - ready_at + block_s) / song_s
 
     for card in cards[1:]:  # the A/B partner, separated whole as well
-        session.add_model(f"{card.name} (B)", card.sha256, lambda card=card: runtime.load(card))
+        session.add_model(f"{card.name} (B)", card.sha256,
+                          lambda card=card: runtime.load(card, threads=PLAYER_TF_THREADS))
         until(lambda e: isinstance(e, Finished))
     session.close()
     return {

@@ -2,10 +2,12 @@
 
 A `SeparationWorker` owns its model: it loads it in its own thread (TensorFlow is imported
 there, so the UI is up before TensorFlow is), then separates the song's blocks in the
-scheduler's order until all are done or it is stopped. `seek` re-prioritises between two
-model calls. Everything it has to say goes out as an event through `on_event` — progress,
-readiness, errors — and an error ends the worker cleanly (the player keeps playing the
-original mix); it never dies with a traceback.
+scheduler's order until all are done or it is stopped. `seek` re-prioritises at once: when
+a model call is under way, the blocks the new playhead needs run beside it in an urgent
+lane (a second thread, a second core) instead of waiting for it. Everything it has to say
+goes out as an event through `on_event` — progress, readiness, errors — and an error ends
+the worker cleanly (the player keeps playing the original mix); it never dies with a
+traceback.
 """
 
 from __future__ import annotations
@@ -80,11 +82,25 @@ class SeparationWorker(threading.Thread):
         self._scheduler = BlockScheduler(len(song.grid), batch_size)
         self._lock = threading.Lock()
         self._cancel = threading.Event()
+        self._separator: Separator | None = None
+        self._busy: set[int] = set()  # blocks in a model call now (either lane)
+        self._urgent: threading.Thread | None = None
 
     def seek(self, sample: int) -> None:
-        """The playhead moved to `sample`: serve its block next."""
+        """The playhead moved to `sample`: serve its block next (at once, in the urgent lane,
+        when a model call is under way)."""
+        needed = self.song.blocks_needed(sample)
         with self._lock:
-            self._scheduler.move_to(self.song.block_at_sample(sample), self.song.blocks_needed(sample))
+            self._scheduler.move_to(self.song.block_at_sample(sample), needed)
+            blocks = [i for i in needed if not self.song.done[i] and i not in self._busy]
+            if not blocks or not self._busy or self._separator is None or self._cancel.is_set():
+                return  # nothing to do, or the next call serves it anyway
+            if self._urgent is not None and self._urgent.is_alive():
+                return
+            self._busy.update(blocks)
+            self._urgent = threading.Thread(target=self._run_urgent, args=(blocks,), daemon=True,
+                                            name=f"separate-{self.model}-urgent")
+            self._urgent.start()
 
     def stop(self) -> None:
         """Cancel: the worker ends after the model call in progress."""
@@ -105,19 +121,40 @@ class SeparationWorker(threading.Thread):
             self._on_event(Failed(self.model, f"cannot load the model ({type(error).__name__}: {error})"))
             return
         self._on_event(ModelReady(self.model, time.perf_counter() - started))
-        separator = Separator(predict, stft=self.song.stft)
-        total = len(self.song.grid)
+        with self._lock:
+            self._separator = Separator(predict, stft=self.song.stft)
         while not self._cancel.is_set():
             with self._lock:
-                batch = self._scheduler.next_batch(self.song.done)
+                taken = self.song.done.copy()
+                taken[list(self._busy)] = True
+                batch = self._scheduler.next_batch(taken)
+                self._busy.update(batch)
+                urgent = self._urgent
             if not batch:
-                self._on_event(Finished(self.model))
+                if urgent is not None and urgent.is_alive():
+                    urgent.join()  # its blocks are the last ones
+                    continue
+                if self.song.complete:
+                    self._on_event(Finished(self.model))
                 return
-            call_start = time.perf_counter()
-            try:
-                separator.run_blocks(self.song, batch)
-            except Exception as error:
-                self._on_event(Failed(self.model, f"separation failed ({type(error).__name__}: {error})"))
+            if not self._separate(batch):
                 return
-            self._on_event(BlocksDone(self.model, tuple(batch), int(self.song.done.sum()), total,
-                                      time.perf_counter() - call_start))
+
+    def _run_urgent(self, blocks: list[int]) -> None:
+        self._separate(blocks)
+
+    def _separate(self, blocks: list[int]) -> bool:
+        """One model call on `blocks` (claimed in _busy); False (and a Failed event) on an error."""
+        call_start = time.perf_counter()
+        try:
+            self._separator.run_blocks(self.song, blocks)  # type: ignore[union-attr]
+        except Exception as error:
+            self._cancel.set()
+            self._on_event(Failed(self.model, f"separation failed ({type(error).__name__}: {error})"))
+            return False
+        finally:
+            with self._lock:
+                self._busy.difference_update(blocks)
+        self._on_event(BlocksDone(self.model, tuple(blocks), int(self.song.done.sum()), len(self.song.grid),
+                                  time.perf_counter() - call_start))
+        return True

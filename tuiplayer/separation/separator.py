@@ -10,6 +10,7 @@ sum to 1, the four stems always add up to the input.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -52,6 +53,7 @@ class SongSeparation:
             first, stop = self.grid.frames(index)
             self._covering[first:stop] += 1
         self._added = np.zeros(self.grid.n_frames, dtype=np.int8)
+        self._adding = threading.Lock()
 
     def model_input(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Block `index`: its mixture STFT (frames, n_freqs, 2) and the model's input (n_frames, n_bins, 2).
@@ -80,10 +82,13 @@ class SongSeparation:
         # the stored stems as extra channels, one inverse: (frames, n_freqs, channels · (n_stems - 1))
         stem_specs = (spec[..., None] * full).reshape(count, spec.shape[1], -1)
         flat = self.stored.reshape(len(self.stored), -1)
-        self.stft.inverse(stem_specs, len(self.audio), flat, first_frame=first, accumulate=True)
-        self._added[first:stop] += 1
-        self.frames_ready[first:stop] = self._added[first:stop] == self._covering[first:stop]
-        self.done[index] = True
+        with self._adding:  # neighbouring blocks add into the same samples
+            if self.done[index]:
+                return
+            self.stft.inverse(stem_specs, len(self.audio), flat, first_frame=first, accumulate=True)
+            self._added[first:stop] += 1
+            self.frames_ready[first:stop] = self._added[first:stop] == self._covering[first:stop]
+            self.done[index] = True
 
     @property
     def stems(self) -> np.ndarray:
