@@ -251,14 +251,24 @@ def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[
     # seeks to unseparated places: how long until stems play there (the call in flight ends first)
     separation = session.separations[first.name]
     seeks, single = [], []
+    finished_at = None
     for fraction in SEEK_FRACTIONS:
         target = int(len(audio) * fraction)
+        if separation.ready(target, target + SIGNAL.hop_length):
+            continue  # separated already (a short song): not a seek to measure
         seek_start = time.perf_counter()
         session.seek(target)
-        seek_done, seen = until(lambda e, t=target: separation.ready(t, t + SIGNAL.hop_length))
+        seek_done, seen = until(lambda e, t=target: separation.ready(t, t + SIGNAL.hop_length)
+                                or isinstance(e, Finished))
         seeks.append(seek_done - seek_start)
         single += [e.seconds for e in seen if isinstance(e, BlocksDone) and len(e.blocks) == 1]
-    finish, seen = until(lambda e: isinstance(e, Finished))
+        if isinstance(seen[-1], Finished):
+            finished_at = seek_done
+            break
+    if finished_at is None:
+        finish, seen = until(lambda e: isinstance(e, Finished))
+    else:
+        finish, seen = finished_at, []
     single += [e.seconds for e in seen if isinstance(e, BlocksDone) and len(e.blocks) == 1]
     block_s = float(np.median(single)) if single else float("nan")
     song_rtf = (finish - ready_at + block_s) / song_s
@@ -273,8 +283,9 @@ def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[
         "models": [card.name for card in cards],
         "load_s": load_s,
         "first_block_s": first_block_s,
-        "seek_s": float(np.median(seeks)),
-        "seek_max_s": max(seeks),
+        "seek_s": float(np.median(seeks)) if seeks else float("nan"),
+        "seek_max_s": max(seeks, default=float("nan")),
+        "seeks": len(seeks),
         "block_s": block_s,
         "song_rtf": song_rtf,
         "block_rtf": block_s / SIGNAL.block_seconds,
@@ -306,7 +317,8 @@ def format_engine_table(engine: dict[str, Any]) -> str:
         f"(model load {engine['load_s']:.2f} s)",
         f"  seek to an unseparated place: stems play there after {engine['seek_s']:.2f} s "
         f"({engine['seek_s'] / engine['block_s']:.2f}x one block's inference, {engine['block_s']:.3f} s; "
-        f"median of {len(SEEK_FRACTIONS)} seeks, slowest {engine.get('seek_max_s', float('nan')):.2f} s)",
+        f"median of {engine.get('seeks', len(SEEK_FRACTIONS))} seeks, "
+        f"slowest {engine.get('seek_max_s', float('nan')):.2f} s)",
         f"  whole song: RTF {engine['song_rtf']:.4f} vs one block's RTF {engine['block_rtf']:.4f} "
         f"({engine['song_rtf'] / engine['block_rtf']:.2f}x; one block per model call while playing)",
         f"    per block of new audio (blocks overlap by {DEFAULT_OVERLAP} of {SIGNAL.n_frames} frames, the price of "
