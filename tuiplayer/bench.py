@@ -215,6 +215,9 @@ ENGINE_SONG_S = 600
 
 def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[str, Any]:
     """The player's engine on a long song, in this (fresh) process; see `bench_engine`."""
+    from tuiplayer.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # as the command line does
     import queue
     import resource
 
