@@ -216,8 +216,8 @@ class PlayerApp(App[int]):
             parts.append(f"[reverse b] {text} [/]" if index == self.player.active else f"[dim]{text}[/dim]")
         if len(self.player.models) < 2:
             parts.append("[dim]no A/B partner (--ab MODEL)[/dim]")
-        playing = "stems" if self.player.separated() else "original mix (not separated here yet)"
-        return "  ".join(parts) + f"  [dim]▸ playing: {playing}[/dim]"
+        playing = "stems" if self.player.separated() else "original mix"
+        return "  ".join(parts) + f"  [dim]▸ {playing}[/dim]"
 
     def _separated_cells(self, width: int) -> tuple[bool, ...]:
         """For each of `width` cells of the position bar: is that stretch of the song separated?"""

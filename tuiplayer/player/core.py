@@ -110,18 +110,29 @@ class Player:
         self.session = SongSession(self.samples, self._event, cache=cache)  # type: ignore[arg-type]
         self.output: AudioOutput | SilentClock | None = None
         self._load_model = load_model
+        self._started: set[int] = set()
+        self._starting = threading.Lock()
         self._publish()
 
     def start_separation(self) -> None:
-        """Give each model its stems: from the cache, or separated by a worker from the playhead.
+        """Give the active model its stems: from the cache, or separated by a worker from the
+        playhead. Its A/B partner starts when the active model is done (or fails), or when
+        the user switches to it: on 2 cores, two models at once would both be slow.
 
         The screen calls this once it is drawn: a worker's TensorFlow import takes seconds of
         CPU and would slow the window's first appearance."""
-        for index, state in enumerate(self.models):
-            state.status = "loading"
-            self.session.add_model(self._key(index), state.card.sha256,
-                                   lambda card=state.card: self._load_model(card), playhead=self.mixer.position)
-            self.mixer.separations = [self.session.separations.get(self._key(i)) for i in range(len(self.models))]
+        self._start(self.active)
+
+    def _start(self, index: int) -> None:
+        with self._starting:
+            if index in self._started:
+                return
+            self._started.add(index)
+        state = self.models[index]
+        state.status = "loading"
+        self.session.add_model(self._key(index), state.card.sha256,
+                               lambda card=state.card: self._load_model(card), playhead=self.mixer.position)
+        self.mixer.separations = [self.session.separations.get(self._key(i)) for i in range(len(self.models))]
 
     # ---- sound ----------------------------------------------------------------------------
     def start_output(self, device: int | str | None = None, audio: bool = True) -> None:
@@ -239,6 +250,7 @@ class Player:
             return False
         self.active = 1 - self.active
         self._publish()
+        self._start(self.active)
         return True
 
     def toggle_loop(self) -> str:
@@ -301,6 +313,9 @@ class Player:
                 state.status, state.message = "failed", event.message
             elif isinstance(event, Notice):
                 state.message = event.message
+            if isinstance(event, Finished | FromCache | Failed):
+                for other in range(len(self.models)):  # the partner's turn
+                    self._start(other)
         if self._on_event is not None:
             self._on_event(event)
 
