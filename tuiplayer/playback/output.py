@@ -9,8 +9,6 @@ more to play). sounddevice is imported when an output is opened, never at import
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -41,21 +39,6 @@ class Source(Protocol):
         ...
 
 
-class BufferSource:
-    """Plays a whole song held in memory. audio: (n_samples, 2) float32."""
-
-    def __init__(self, audio: np.ndarray) -> None:
-        self.audio = np.ascontiguousarray(audio, dtype=np.float32)
-        self.position = 0
-
-    def fill(self, out: np.ndarray) -> bool:
-        count = min(len(out), len(self.audio) - self.position)
-        out[:count] = self.audio[self.position : self.position + count]
-        out[count:] = 0.0
-        self.position += count
-        return count == len(out)
-
-
 def _sounddevice() -> Any:
     try:
         import sounddevice
@@ -83,11 +66,10 @@ class AudioOutput:
                  sample_rate: int = SIGNAL.sample_rate, block_frames: int = BLOCK_FRAMES) -> None:
         sd = _sounddevice()
         self.source = source
-        self.finished = threading.Event()
         try:
             self.stream = sd.OutputStream(
                 samplerate=sample_rate, blocksize=block_frames, device=output_device(device), latency=LATENCY_S,
-                channels=2, dtype="float32", callback=self._callback, finished_callback=self.finished.set,
+                channels=2, dtype="float32", callback=self._callback,
             )
             self.stream.start()
         except sd.PortAudioError as error:
@@ -96,17 +78,6 @@ class AudioOutput:
     def _callback(self, out: np.ndarray, frames: int, time: Any, status: Any) -> None:
         if not self.source.fill(out):
             raise _sounddevice().CallbackStop
-
-    def wait(self, timeout: float | None = None, tick: Callable[[], None] | None = None) -> bool:
-        """Block until the source is finished (True) or timeout passes; tick() every 0.2 s."""
-        waited = 0.0
-        while not self.finished.wait(0.2):
-            waited += 0.2
-            if tick:
-                tick()
-            if timeout is not None and waited >= timeout:
-                return False
-        return True
 
     def close(self) -> None:
         self.stream.abort()

@@ -23,9 +23,10 @@ from tuiplayer.errors import TuiplayerError
 from tuiplayer.modelstore import ModelCard
 from tuiplayer.playback.mixer import Mixer, MixSnapshot
 from tuiplayer.playback.output import BLOCK_FRAMES, AudioOutput
+from tuiplayer.separation.cache import StemCache
 from tuiplayer.separation.engine import BlocksDone, Failed, Finished, ModelReady
 from tuiplayer.separation.separator import Predict, SongSeparation, complete_stems
-from tuiplayer.separation.session import FromCache, Notice, SessionEvent, SongSession
+from tuiplayer.separation.session import FromCache, SessionEvent, SongSession
 
 GAIN_STEP_DB = 1.5
 """One press of +/− (dB)."""
@@ -46,7 +47,6 @@ class ModelState:
     status: str = "waiting"  # waiting, loading, separating, done, failed
     done: int = 0
     total: int = 0
-    message: str = ""
 
 
 class SilentClock:
@@ -89,7 +89,7 @@ class Player:
         load_model: Callable[[ModelCard], Predict],
         *,
         on_event: Callable[[SessionEvent], None] | None = None,
-        cache: object | None = None,
+        cache: StemCache | None = None,
     ) -> None:
         self.path = path
         self.audio = audio
@@ -107,7 +107,7 @@ class Player:
         self.output_note = ""
         self._on_event = on_event
         self.mixer = Mixer(self.samples, [None] * len(cards))
-        self.session = SongSession(self.samples, self._event, cache=cache)  # type: ignore[arg-type]
+        self.session = SongSession(self.samples, self._event, cache=cache)
         self.output: AudioOutput | SilentClock | None = None
         self._load_model = load_model
         self._started: set[int] = set()
@@ -310,9 +310,7 @@ class Player:
                 if separation is not None:
                     state.done = state.total = len(separation.grid)
             elif isinstance(event, Failed):
-                state.status, state.message = "failed", event.message
-            elif isinstance(event, Notice):
-                state.message = event.message
+                state.status = "failed"
             if isinstance(event, Finished | FromCache | Failed):
                 for other in range(len(self.models)):  # the partner's turn
                     self._start(other)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 import numpy as np
 
@@ -27,6 +28,25 @@ def column_power(audio: np.ndarray, start: int, n_columns: int, hop: int) -> np.
     return (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
 
 
+@lru_cache(maxsize=16)
+def band_edges(n_bands: int, n_freqs: int = SIGNAL.n_freqs) -> np.ndarray:
+    """Bin edges (n_bands + 1,) of log-spaced bands from 40 Hz to 16 kHz, at least one bin each."""
+    hz = np.geomspace(40.0, 16000.0, n_bands + 1)
+    edges = np.round(hz / (SIGNAL.sample_rate / SIGNAL.n_fft)).astype(int)
+    for i in range(1, len(edges)):
+        edges[i] = max(edges[i], edges[i - 1] + 1)
+    return np.minimum(edges, n_freqs)
+
+
+def spectrogram_image(spec_power: np.ndarray, n_bands: int) -> np.ndarray:
+    """STFT power (frames, n_freqs) → (frames, n_bands) levels 0..1 (−80 … 0 dB, log bands)."""
+    edges = band_edges(n_bands, spec_power.shape[1])
+    sums = np.add.reduceat(spec_power, edges[:-1], axis=1)[:, :n_bands]
+    means = sums / np.maximum(np.diff(edges), 1)[None, :]
+    db = 10 * np.log10(means + 1e-12) - 20 * np.log10(SIGNAL.n_fft / 4)  # full scale sine ≈ 0 dB
+    return np.clip((db + 80.0) / 80.0, 0.0, 1.0)
+
+
 class ColumnCache:
     """Spectrogram columns already computed, by column number (column k is centred on sample
     k·hop), so a scrolling view computes only the columns that scroll in.
@@ -46,8 +66,6 @@ class ColumnCache:
 
         audio(start, stop) gives (samples (n, 2), the sample number of samples[0]) covering
         at least samples [start, stop) of the song (outside the song is silence)."""
-        from tuiplayer.player.widgets import spectrogram_image
-
         if self._key != (key, n_bands):
             self._key, self._columns = (key, n_bands), {}
         missing = [k for k in range(first, first + count) if k not in self._columns]

@@ -20,8 +20,6 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from tuiplayer.config import SIGNAL
-
 METER_FLOOR_DB = -60.0
 FADER_MIN_DB, FADER_MAX_DB = -30.0, 12.0
 
@@ -79,7 +77,7 @@ PALETTE_SIZE = 20
 """Colour steps from silence to loud (fewer steps: longer runs of equal cells, cheaper to draw)."""
 
 
-def _palette() -> list[Style]:
+def _palette() -> list[Color]:
     """Colours from silence to loud: black, blue, purple, red, orange, yellow, white."""
     stops = [(0, 0, 0), (20, 20, 90), (110, 30, 140), (200, 40, 60), (240, 130, 30), (250, 220, 60),
              (255, 255, 230)]
@@ -90,7 +88,7 @@ def _palette() -> list[Style]:
         t = x - k
         rgb = [round(a + (b - a) * t) for a, b in zip(stops[k], stops[k + 1], strict=True)]
         colours.append(Color.from_rgb(*rgb))
-    return colours  # type: ignore[return-value]
+    return colours
 
 
 PALETTE = _palette()
@@ -98,17 +96,7 @@ PALETTE = _palette()
 
 @lru_cache(maxsize=2048)
 def _cell_style(top: int, bottom: int) -> Style:
-    return Style(color=PALETTE[top], bgcolor=PALETTE[bottom])  # type: ignore[arg-type]
-
-
-@lru_cache(maxsize=16)
-def band_edges(n_bands: int, n_freqs: int = SIGNAL.n_freqs) -> np.ndarray:
-    """Bin edges (n_bands + 1,) of log-spaced bands from 40 Hz to 16 kHz, at least one bin each."""
-    hz = np.geomspace(40.0, 16000.0, n_bands + 1)
-    edges = np.round(hz / (SIGNAL.sample_rate / SIGNAL.n_fft)).astype(int)
-    for i in range(1, len(edges)):
-        edges[i] = max(edges[i], edges[i - 1] + 1)
-    return np.minimum(edges, n_freqs)
+    return Style(color=PALETTE[top], bgcolor=PALETTE[bottom])
 
 
 class Spectrogram(Widget):
@@ -140,7 +128,7 @@ class Spectrogram(Widget):
         while x < len(cells):
             top, bottom = cells[x]
             if x == self.playhead:  # a thin white line over the lower band's colour
-                segments.append(Segment("│", Style(color="white", bgcolor=PALETTE[bottom])))  # type: ignore[arg-type]
+                segments.append(Segment("│", Style(color="white", bgcolor=PALETTE[bottom])))
                 x += 1
                 continue
             run = x + 1
@@ -151,15 +139,6 @@ class Spectrogram(Widget):
         if len(segments) < width:
             segments.append(Segment(" " * (width - len(segments))))
         return Strip(segments, width)
-
-
-def spectrogram_image(spec_power: np.ndarray, n_bands: int) -> np.ndarray:
-    """STFT power (frames, n_freqs) → (frames, n_bands) levels 0..1 (−80 … 0 dB, log bands)."""
-    edges = band_edges(n_bands, spec_power.shape[1])
-    sums = np.add.reduceat(spec_power, edges[:-1], axis=1)[:, :n_bands]
-    means = sums / np.maximum(np.diff(edges), 1)[None, :]
-    db = 10 * np.log10(means + 1e-12) - 20 * np.log10(SIGNAL.n_fft / 4)  # full scale sine ≈ 0 dB
-    return np.clip((db + 80.0) / 80.0, 0.0, 1.0)
 
 
 class Transport(Widget):
