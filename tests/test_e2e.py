@@ -30,6 +30,10 @@ pytestmark = [
 ]
 
 
+SETTLE_S = 0.6
+"""A phase is judged from this long after its keys were pressed."""
+
+
 def error_db(heard: np.ndarray, expected: np.ndarray, reference: np.ndarray) -> float:
     """Energy of heard − expected relative to reference's, in dB."""
     return float(10 * np.log10(np.sum((heard - expected) ** 2) / np.sum(reference**2) + 1e-12))
@@ -147,7 +151,7 @@ def test_what_is_heard_follows_the_keys(pulse: Pulse, tmp_path: Path) -> None:
                 terminal.keys(*keys)
             began = time.monotonic() - start
             time.sleep(3.0)
-            phases[phase] = (began + 0.6, time.monotonic() - start - 0.2)
+            phases[phase] = (began + SETTLE_S, time.monotonic() - start - 0.2)
         stopped = time.monotonic()
         heard = pulse.recording()
         # the recording is paced in real time: its first sample was heard this long before `start`
@@ -155,6 +159,7 @@ def test_what_is_heard_follows_the_keys(pulse: Pulse, tmp_path: Path) -> None:
         phases = {phase: (first + lead, last + lead) for phase, (first, last) in phases.items()}
         screen = terminal.screen()
         terminal.keys("q")
+        sound_line = wait_for_line(tmp_path / "cache" / "player.log", "tuiplayer sound:")
     finally:
         terminal.close()
     assert "▶ [reverse" not in screen  # (markup never leaks)
@@ -179,12 +184,48 @@ def test_what_is_heard_follows_the_keys(pulse: Pulse, tmp_path: Path) -> None:
     assert error_db(part, song[at], song[at]) < -30  # all stems up: the song itself
     part, at = window("no vocals")
     assert error_db(part, song[at] - vocals[at], vocals[at]) < -20  # the vocals' share is gone
+    # how soon the mute was heard: from the key press to the change in the recording
+    pressed = phases["no vocals"][0] - SETTLE_S
+    changed = change_heard_at(heard, song, song - vocals, lag, pressed - 0.2, pressed + 0.5)
+    print(f"vocals muted: heard {1000 * (changed - pressed):.0f} ms after the key press")
+    assert changed - pressed < 0.05
     assert error_db(part, song[at], vocals[at]) > -3  # (and it really was there to remove)
     part, at = window("drums solo")
     assert error_db(part, drums[at], drums[at]) < -20  # the drums alone
     part, at = window("switched")
     assert error_db(part, song[at], song[at]) < -30  # model B, same playhead: no jump, no gap
     assert "B: unet" in screen
+    print(sound_line)
+    assert sound_line.endswith(" 0 underflows")  # no dropout from launch to quit, separating included
+
+
+def change_heard_at(heard: np.ndarray, before: np.ndarray, after: np.ndarray, lag: int,
+                    first_s: float, last_s: float) -> float:
+    """When (s, recording time) `heard` stops sounding like `before` and starts sounding like
+    `after` (song-time arrays, heard[i] ~ song[i + lag]): the least-squares change point
+    between first_s and last_s, to 2.9 ms windows."""
+    window = 128
+    first, last = int(first_s * SIGNAL.sample_rate), int(last_s * SIGNAL.sample_rate)
+    n = (last - first) // window
+    part = heard[first : first + n * window].reshape(n, window, 2)
+    song_part = slice(first + lag, first + lag + n * window)
+    e_before = ((part - before[song_part].reshape(n, window, 2)) ** 2).sum(axis=(1, 2))
+    e_after = ((part - after[song_part].reshape(n, window, 2)) ** 2).sum(axis=(1, 2))
+    # cost of "before until window w, after from w on", for every w
+    cost = np.concatenate([[0], np.cumsum(e_before)]) + np.concatenate([np.cumsum(e_after[::-1])[::-1], [0]])
+    return (first + int(np.argmin(cost)) * window) / SIGNAL.sample_rate
+
+
+def wait_for_line(path: Path, prefix: str, timeout: float = 10.0) -> str:
+    """The first line of the file at path that starts with prefix, once it is there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        line = next((line for line in text.splitlines() if line.startswith(prefix)), None)
+        if line is not None:
+            return line
+        time.sleep(0.1)
+    raise AssertionError(f"no line {prefix!r} in {path}")
 
 
 def _longest_run(flags: np.ndarray) -> int:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import tracemalloc
 
 import numpy as np
+import pytest
 
+from tuiplayer.playback import mixer as mixer_module
 from tuiplayer.playback.mixer import Mixer, MixSnapshot
 
 N = 44100 * 2
@@ -134,3 +136,33 @@ def test_the_callback_allocates_no_buffers() -> None:
     finally:
         tracemalloc.stop()
     assert peak < out.nbytes // 4  # a 4096-frame buffer is 32 kB: nothing buffer-sized was made
+
+
+def test_the_callback_keeps_the_gil_from_start_to_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each time the callback lets the GIL go, taking it back can wait for the screen's thread
+    (up to the switch interval, or a whole garbage collection), so it must hold it from start to
+    end. numpy lets the GIL go inside operations on more than 500 elements: every operation of
+    a buffer's remix must stay below that, for a big buffer, gains moving and an A/B fade."""
+    largest = [0]
+
+    class RecordingNumpy:
+        def __getattr__(self, name: str) -> object:
+            attribute = getattr(np, name)
+            if not (isinstance(attribute, np.ufunc) or name == "copyto"):
+                return attribute
+
+            def call(*args: object, **kwargs: object) -> object:
+                sizes = [a.size for a in (*args, *kwargs.values()) if isinstance(a, np.ndarray)]
+                largest[0] = max(largest[0], *sizes)
+                return attribute(*args, **kwargs)
+
+            return call
+
+    audio, stems = song()
+    mixer = Mixer(audio, [FakeStems(stems), FakeStems(stems)])
+    out = np.empty((4096, 2), dtype=np.float32)
+    monkeypatch.setattr(mixer_module, "np", RecordingNumpy())
+    for model in (0, 1, 0):
+        mixer.snapshot = MixSnapshot(gains=(0.5, 1.0, 0.0, 1.0 - model), model=model)
+        mixer.fill(out)
+    assert 0 < largest[0] < 500

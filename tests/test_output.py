@@ -24,22 +24,27 @@ def alsa_file_home(tmp_path: Path) -> tuple[dict[str, str], Path]:
     return {**os.environ, "HOME": str(tmp_path)}, heard
 
 
+def played_through_portaudio(tmp_path: Path, code: str) -> tuple[np.ndarray, str]:
+    """Run python code whose PortAudio `default` output is a file: what it played (n, 2), and
+    its stderr."""
+    env, heard = alsa_file_home(tmp_path)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    return np.fromfile(heard, dtype="<f4").reshape(-1, 2), result.stderr
+
+
 def test_the_player_mix_plays_the_song_bit_for_bit_through_portaudio(tmp_path: Path) -> None:
     """The player's mixer as the source of a real PortAudio stream: before any stems exist
     (and at unity gains) the original song comes out exactly."""
-    env, heard = alsa_file_home(tmp_path)
-    code = (
+    played, _ = played_through_portaudio(tmp_path, (
         "import time; from tuiplayer.audio.io import load; from tuiplayer.cli import DEMO_DIR\n"
         "from tuiplayer.playback.mixer import Mixer; from tuiplayer.playback.output import AudioOutput\n"
         "mixer = Mixer(load(DEMO_DIR / 'mixture.flac').samples, [None])\n"
         "output = AudioOutput(mixer)\n"
         "while not mixer.ended: time.sleep(0.05)\n"
         "time.sleep(0.2); output.close()\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
-                            check=False)
-    assert result.returncode == 0, result.stderr
-    played = np.fromfile(heard, dtype="<f4").reshape(-1, 2)
+    ))
     song = load(DEMO_DIR / "mixture.flac").samples
     assert np.any(song[0] != 0)
     # PortAudio primes ALSA with its buffer's worth of silence, then the song plays bit for bit

@@ -175,8 +175,11 @@ def bench_model(card: ModelCard, blocks: int = 8, song_s: int = SONG_S) -> dict[
     rng = np.random.default_rng(0)
     block = rng.uniform(0, 2, (1, SIGNAL.n_frames, SIGNAL.n_bins, SIGNAL.channels)).astype(np.float32)
     start = time.perf_counter()
-    runner(block)  # the first call traces the graph
+    runner(block)  # the first call runs eagerly (runtime.Runner)
     first_block_s = time.perf_counter() - start
+    start = time.perf_counter()
+    runner(block)  # the second traces the graph
+    trace_block_s = time.perf_counter() - start
     block_s = min(_best_of(lambda: runner(block), repeats=1) for _ in range(blocks))
     song = (0.1 * rng.standard_normal((song_s * SIGNAL.sample_rate, 2))).astype(np.float32)
     separator = Separator(runner, batch_size=8)
@@ -184,6 +187,7 @@ def bench_model(card: ModelCard, blocks: int = 8, song_s: int = SONG_S) -> dict[
     return {
         "load_s": load_s,
         "first_block_s": first_block_s,
+        "trace_block_s": trace_block_s,
         "block_s": block_s,
         "rtf": block_s / SIGNAL.block_seconds,
         "song_s": song_s,
@@ -250,10 +254,13 @@ def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[
     ready_at, seen = until(lambda e: isinstance(e, BlocksDone))
     load_s = next(e.load_s for e in seen if isinstance(e, ModelReady))
     first_block_s = ready_at - start
+    # the first call runs eagerly, the second traces the graph (runtime.Runner): seeks are
+    # measured from the third on, as the model runs while a song plays
+    traced_at, _ = until(lambda e: isinstance(e, BlocksDone))
 
     # seeks to unseparated places: how long until stems play there (the call in flight ends first)
     separation = session.separations[first.name]
-    seeks, single = [], []
+    seeks, single, needed = [], [], []
     finished_at = None
     for fraction in SEEK_FRACTIONS:
         target = int(len(audio) * fraction)
@@ -264,6 +271,7 @@ def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[
         seek_done, seen = until(lambda e, t=target: separation.ready(t, t + SIGNAL.hop_length)
                                 or isinstance(e, Finished))
         seeks.append(seek_done - seek_start)
+        needed.append(len(separation.blocks_needed(target)))
         single += [e.seconds for e in seen if isinstance(e, BlocksDone) and len(e.blocks) == 1]
         if isinstance(seen[-1], Finished):
             finished_at = seek_done
@@ -286,9 +294,12 @@ def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[
         "models": [card.name for card in cards],
         "load_s": load_s,
         "first_block_s": first_block_s,
+        "trace_block_s": traced_at - ready_at,
         "seek_s": float(np.median(seeks)) if seeks else float("nan"),
         "seek_max_s": max(seeks, default=float("nan")),
         "seeks": len(seeks),
+        "seek_times_s": seeks,
+        "seek_blocks_needed": needed,
         "block_s": block_s,
         "song_rtf": song_rtf,
         "block_rtf": block_s / SIGNAL.block_seconds,
@@ -317,7 +328,8 @@ def format_engine_table(engine: dict[str, Any]) -> str:
         f"Engine: a {engine['song_s'] // 60}-minute song, {' + '.join(engine['models'])} (A/B), "
         "TensorFlow import excluded",
         f"  first block at the playhead {engine['first_block_s']:.2f} s after start "
-        f"(model load {engine['load_s']:.2f} s)",
+        f"(model load {engine['load_s']:.2f} s; the first call runs eagerly), "
+        f"the next block {engine.get('trace_block_s', float('nan')):.2f} s later (it traces the graph)",
         f"  seek to an unseparated place: stems play there after {engine['seek_s']:.2f} s "
         f"({engine['seek_s'] / engine['block_s']:.2f}x one block's inference, {engine['block_s']:.3f} s; "
         f"median of {engine.get('seeks', len(SEEK_FRACTIONS))} seeks, "

@@ -65,10 +65,6 @@ def cmd_play(args: argparse.Namespace) -> int:
     from tuiplayer.player.keys import load_keymap
 
     keymap = load_keymap()
-    if args.device is not None and not args.no_audio:
-        from tuiplayer.playback.output import output_device
-
-        output_device(args.device)  # a wrong --device is one line before the screen opens
     audio = load(args.file)
     cards = [modelstore.resolve(args.model)]
     partner = args.ab if args.ab is not None else (modelstore.read_index().get("ab") if args.model is None else None)
@@ -86,8 +82,16 @@ def cmd_play(args: argparse.Namespace) -> int:
     app = PlayerApp(player, device=args.device, audio=not args.no_audio, keymap=keymap, events=events)
     app.startup_probe = bool(os.environ.get("TUIPLAYER_STARTUP_PROBE"))
     with _native_stderr_to_log():
-        app.run(headless=app.startup_probe)
+        # the sound process forks now, before the screen's threads start
+        player.start_output(args.device, not args.no_audio)
+        wrong_device = args.device is not None and player.output_error is not None
+        if not wrong_device:
+            app.run(headless=app.startup_probe)
     player.close()
+    if wrong_device:  # one line before the screen opens
+        from tuiplayer.playback.output import AudioDeviceError
+
+        raise AudioDeviceError(str(player.output_error))
     return int(app.return_code or 0)
 
 

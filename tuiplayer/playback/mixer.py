@@ -28,6 +28,13 @@ MAX_FRAMES = 16384
 
 N_STEMS = len(STEMS)
 
+CHUNK_FRAMES = 128
+"""A buffer is rendered in chunks of at most this many frames, so that the callback holds the
+GIL from start to end: numpy lets the GIL go inside any operation on more than 500 elements,
+and each time it is let go while the screen's thread runs Python, taking it back costs up to
+the interpreter's switch interval (5 ms). The ~22 operations of a 1024-frame buffer then
+cost up to ~110 ms: the dropouts the end-to-end test heard. On (128, 2) arrays, none let go."""
+
 
 class Stems(Protocol):
     """What the mixer reads of a separation (SongSeparation is one)."""
@@ -85,6 +92,9 @@ class Mixer:
         self._share = np.empty((MAX_FRAMES, 2), dtype=np.float32)
         self._previous = np.empty((MAX_FRAMES, 2), dtype=np.float32)
         self._target = np.ones(N_STEMS, dtype=np.float32)
+        self._from = np.ones(N_STEMS, dtype=np.float32)
+        self._to = np.ones(N_STEMS, dtype=np.float32)
+        self._fading_from: int | None = None
 
     def fill(self, out: np.ndarray) -> bool:
         """Write the next len(out) frames (frames, 2) float32 into out; always True (the stream
@@ -96,50 +106,64 @@ class Mixer:
         if not snapshot.playing or self.ended:
             out[:] = 0.0
             return True
-        done = 0
+        # this buffer ramps the gains from where the last one ended to the snapshot's, and
+        # cross-fades from the last buffer's model to the snapshot's
+        self._from[:] = self._gains
+        self._to[:] = snapshot.gains
+        self._fading_from = self._model if snapshot.model != self._model else None
+        self._model = snapshot.model
+        done, total = 0, len(out)
         loop = snapshot.loop
-        while done < len(out):
+        while done < total:
             looping = loop is not None and loop[0] <= self.position < loop[1]
             stop = loop[1] if looping else len(self.audio)  # type: ignore[index]
-            count = min(len(out) - done, stop - self.position)
+            count = min(total - done, stop - self.position, CHUNK_FRAMES)
             if count <= 0:  # the end of the song
                 out[done:] = 0.0
                 self.ended = True
                 return True
-            self._render(out[done : done + count], snapshot)
+            self._render(out[done : done + count], done, total)
             self.position += count
             done += count
             if looping and self.position == stop:
                 self.position = loop[0]  # type: ignore[index]
         return True
 
-    def _render(self, out: np.ndarray, snapshot: MixSnapshot) -> None:
-        """Frames position … position+len(out) of the remix into out."""
+    def _render(self, out: np.ndarray, offset: int, total: int) -> None:
+        """Frames position … position+len(out) of the remix into out: frames offset … offset +
+        len(out) of a buffer of `total` frames (len(out) ≤ CHUNK_FRAMES)."""
         start, count = self.position, len(out)
         stop = start + count
-        new, old = snapshot.model, self._model
+        new, old = self._model, self._fading_from
         new_ready = self._ready(new, start, stop)
-        old_ready = old != new and self._ready(old, start, stop)
-        self._model = new
+        old_ready = old is not None and self._ready(old, start, stop)
         if not (new_ready or old_ready):  # nothing separated here: the original mix
             out[:] = self.audio[start:stop]
             self._gains[:] = 1.0
             return
+        # the gains reached at the end of this chunk on the buffer's ramp; unity where only the
+        # old model has stems (it fades out playing the mix)
+        if new_ready:
+            np.subtract(self._to, self._from, out=self._target)
+            np.multiply(self._target, np.float32((offset + count) / total), out=self._target)
+            np.add(self._target, self._from, out=self._target)
+        else:
+            self._target[:] = 1.0
+        # gain curves from the last chunk's gains to the target: (n_stems, count, 2)
         ramp = self._ramp[:count]
         np.multiply(self._steps[:count], np.float32(1.0 / count), out=ramp)
-        # gain curves from the last buffer's gains to the target: (n_stems, count, 2)
-        self._target[:] = snapshot.gains if new_ready else 1.0
         curve = self._curve[:, :count]
         for j in range(N_STEMS):
             np.multiply(ramp, self._target[j] - self._gains[j], out=curve[j])
             np.add(curve[j], self._gains[j], out=curve[j])
         self._gains[:] = self._target
-        self._remix(out, self.separations[new if new_ready else old], start, curve)  # type: ignore[arg-type]
-        if new_ready and old_ready:  # an A/B switch: the old model's remix fades out
+        self._remix(out, self.separations[new if new_ready else old], start, curve)  # type: ignore[index,arg-type]
+        if new_ready and old_ready:  # an A/B switch: the old model's remix fades out over the buffer
             previous, fade = self._previous[:count], self._fade[:count]
-            self._remix(previous, self.separations[old], start, curve)  # type: ignore[arg-type]
+            self._remix(previous, self.separations[old], start, curve)  # type: ignore[index,arg-type]
             np.subtract(previous, out, out=previous)
-            np.subtract(np.float32(1.0), ramp, out=fade)
+            np.multiply(self._steps[offset : offset + count], np.float32(-1.0 / total), out=fade)
+            np.add(fade, np.float32(1.0), out=fade)
             np.multiply(previous, fade, out=previous)
             np.add(out, previous, out=out)
 

@@ -148,7 +148,8 @@ class PlayerApp(App[int]):
     def on_mount(self) -> None:
         if self.keymap:
             self.set_keymap(self.keymap)
-        self.player.start_output(self.device, self.audio_enabled)
+        if self.player.output is None:  # (the command line starts it before the screen)
+            self.player.start_output(self.device, self.audio_enabled)
         if self.player.output_note:
             self.notify(self.player.output_note, severity="warning", timeout=8)
         for warning in self.player.audio.source.warnings:  # e.g. a file damaged part-way

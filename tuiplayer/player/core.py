@@ -1,9 +1,11 @@
 """The player without its screen: what the keys do, and the state the screen shows.
 
 `Player` holds one open song: its audio, the `SongSession` separating it with the active
-model and its A/B partner, the `Mixer` the sound comes from, and the sound output (a real
-PortAudio stream, or a silent clock with --no-audio or when there is no device). Actions
-change the mix by replacing the mixer's snapshot whole; the screen reads `Player`'s
+model and its A/B partner, the `Mixer` the sound comes from, and the sound output: a real
+PortAudio stream played by a child process (`AudioProcess`, which then stands in for the
+mixer), or a silent clock with --no-audio or when there is no device. The stems are kept in
+shared memory from the start, so either can read them. Actions change the mix by replacing
+the mixer's snapshot whole; the screen reads `Player`'s
 attributes and `levels()` on its own timer. Nothing here imports Textual or TensorFlow.
 """
 
@@ -22,7 +24,8 @@ from tuiplayer.config import SIGNAL, STEMS
 from tuiplayer.errors import TuiplayerError
 from tuiplayer.modelstore import ModelCard
 from tuiplayer.playback.mixer import Mixer, MixSnapshot
-from tuiplayer.playback.output import BLOCK_FRAMES, AudioOutput
+from tuiplayer.playback.output import BLOCK_FRAMES
+from tuiplayer.playback.process import AudioProcess, shared_stem_buffers
 from tuiplayer.separation.cache import StemCache
 from tuiplayer.separation.engine import BlocksDone, Failed, Finished, ModelReady
 from tuiplayer.separation.separator import Predict, SongSeparation, complete_stems
@@ -106,9 +109,11 @@ class Player:
         self.loop: tuple[int, int] | None = None
         self.output_note = ""
         self._on_event = on_event
-        self.mixer = Mixer(self.samples, [None] * len(cards))
+        self._stems = [shared_stem_buffers(len(self.samples)) for _ in cards]  # (untouched pages cost nothing)
+        self.mixer: Mixer | AudioProcess = Mixer(self.samples, [None] * len(cards))
         self.session = SongSession(self.samples, self._event, cache=cache)
-        self.output: AudioOutput | SilentClock | None = None
+        self.output: AudioProcess | SilentClock | None = None
+        self.output_error: str | None = None
         self._load_model = load_model
         self._started: set[int] = set()
         self._starting = threading.Lock()
@@ -131,19 +136,23 @@ class Player:
         state = self.models[index]
         state.status = "loading"
         self.session.add_model(self._key(index), state.card.sha256,
-                               lambda card=state.card: self._load_model(card), playhead=self.mixer.position)
+                               lambda card=state.card: self._load_model(card), playhead=self.mixer.position,
+                               buffers=self._stems[index])
         self.mixer.separations = [self.session.separations.get(self._key(i)) for i in range(len(self.models))]
 
     # ---- sound ----------------------------------------------------------------------------
     def start_output(self, device: int | str | None = None, audio: bool = True) -> None:
-        """Start the sound: a PortAudio stream, or the silent clock (no audio / no device)."""
+        """Start the sound: a PortAudio stream in its own process, or the silent clock (no
+        audio / no device: `output_error` and `output_note` say why). Call it before threads
+        start where possible (the command line does, before the screen): it forks."""
         if audio:
             try:
-                self.output = AudioOutput(self.mixer, device=device)
+                self.output = self.mixer = AudioProcess(self.samples, self._stems, device, self.mixer.snapshot)
                 return
             except TuiplayerError as error:
+                self.output_error = str(error)
                 self.output_note = f"{error} — playing silently"
-        self.output = SilentClock(self.mixer)
+        self.output = SilentClock(self.mixer)  # type: ignore[arg-type]
 
     def close(self) -> None:
         if self.output is not None:

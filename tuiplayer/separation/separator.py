@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -39,14 +40,20 @@ class SongSeparation:
     not ready yet, so a reader of ready samples never races with the writer.
     """
 
-    def __init__(self, audio: np.ndarray, stft: Stft, n_stems: int, overlap: int = DEFAULT_OVERLAP) -> None:
+    def __init__(self, audio: np.ndarray, stft: Stft, n_stems: int, overlap: int = DEFAULT_OVERLAP,
+                 buffers: StemBuffers | None = None) -> None:
+        """buffers: zeroed `stored` and `frames_ready` arrays to fill (e.g. in memory shared with
+        the audio process, see playback.process); new ones when None."""
         self.audio = np.ascontiguousarray(audio, dtype=np.float32)
         self.stft = stft
         self.n_stems = n_stems
         self.grid = BlockGrid(n_frames_for(len(audio)), overlap=overlap)
-        self.stored = np.zeros((len(audio), audio.shape[1], n_stems - 1), dtype=np.float16)
+        buffers = buffers or StemBuffers.zeros(len(audio), audio.shape[1], n_stems)
+        if buffers.stored.shape != (len(audio), audio.shape[1], n_stems - 1) \
+                or buffers.frames_ready.shape != (self.grid.n_frames,):
+            raise ValueError(f"buffers {buffers.stored.shape}, {buffers.frames_ready.shape} do not fit the song")
+        self.stored, self.frames_ready = buffers.stored, buffers.frames_ready
         self.done = np.zeros(len(self.grid), dtype=bool)
-        self.frames_ready = np.zeros(self.grid.n_frames, dtype=bool)
         # blocks covering each frame, and how many of them are done: (n_frames,) each
         self._covering = np.zeros(self.grid.n_frames, dtype=np.int8)
         for index in range(len(self.grid)):
@@ -105,10 +112,7 @@ class SongSeparation:
 
     def frame_span(self, start: int, stop: int) -> tuple[int, int]:
         """Frames [lo, hi) whose windows overlap samples [start, stop)."""
-        half, hop = self.stft.config.n_fft // 2, self.stft.config.hop_length
-        lo = max(0, (start - half) // hop + 1)
-        hi = min(self.grid.n_frames, (stop - 1 + half) // hop + 1)
-        return lo, hi
+        return frame_span(start, stop, self.grid.n_frames, self.stft.config.n_fft, self.stft.config.hop_length)
 
     def ready(self, start: int, stop: int) -> bool:
         """Whether the stems of samples [start, stop) are final."""
@@ -128,6 +132,29 @@ class SongSeparation:
     @property
     def complete(self) -> bool:
         return bool(self.done.all())
+
+
+@dataclass(frozen=True)
+class StemBuffers:
+    """Where a SongSeparation keeps its stems: stored (n_samples, channels, n_stems - 1) float16
+    and frames_ready (n_frames,) bool, both zeros to begin with."""
+
+    stored: np.ndarray
+    frames_ready: np.ndarray
+
+    @staticmethod
+    def zeros(n_samples: int, channels: int = SIGNAL.channels, n_stems: int = 4,
+              allocate: Callable[[tuple[int, ...], type], np.ndarray] = np.zeros) -> StemBuffers:
+        """New buffers for a song of n_samples, made by allocate(shape, dtype) (zeros)."""
+        return StemBuffers(allocate((n_samples, channels, n_stems - 1), np.float16),
+                           allocate((n_frames_for(n_samples),), np.bool_))
+
+
+def frame_span(start: int, stop: int, n_frames: int, n_fft: int = SIGNAL.n_fft,
+               hop: int = SIGNAL.hop_length) -> tuple[int, int]:
+    """Frames [lo, hi) whose windows overlap samples [start, stop)."""
+    half = n_fft // 2
+    return max(0, (start - half) // hop + 1), min(n_frames, (stop - 1 + half) // hop + 1)
 
 
 def complete_stems(audio: np.ndarray, stored: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 from tuiplayer.dsp.stft import Stft
 from tuiplayer.separation.cache import StemCache, content_hash
 from tuiplayer.separation.engine import Event, Finished, SeparationWorker
-from tuiplayer.separation.separator import Predict, SongSeparation
+from tuiplayer.separation.separator import Predict, SongSeparation, StemBuffers
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,11 @@ class SongSession:
         self._batch_size = batch_size
         self._lock = threading.Lock()
 
-    def add_model(self, name: str, sha256: str, load: Callable[[], Predict], playhead: int = 0) -> None:
-        """Make `name`'s stems available: from the cache, or separated in the background from `playhead`."""
-        separation = SongSeparation(self.audio, self._stft, 4)
+    def add_model(self, name: str, sha256: str, load: Callable[[], Predict], playhead: int = 0,
+                  buffers: StemBuffers | None = None) -> None:
+        """Make `name`'s stems available: from the cache, or separated in the background from
+        `playhead`; into `buffers` when given (see SongSeparation)."""
+        separation = SongSeparation(self.audio, self._stft, 4, buffers=buffers)
         with self._lock:
             self.separations[name] = separation
             self._model_sha[name] = sha256

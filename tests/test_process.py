@@ -1,0 +1,97 @@
+"""The sound process: its control array, and a real PortAudio stream played from a forked child."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tests.test_output import played_through_portaudio
+from tuiplayer.audio.io import load
+from tuiplayer.cli import DEMO_DIR
+from tuiplayer.config import SIGNAL
+from tuiplayer.playback.mixer import Mixer, MixSnapshot
+from tuiplayer.playback.output import BLOCK_FRAMES
+from tuiplayer.playback.process import (
+    POSITION,
+    SEEK_COUNT,
+    SEEK_TARGET,
+    SEQUENCE,
+    ControlledMixer,
+    SharedStems,
+    new_control,
+    shared_stem_buffers,
+    write_snapshot,
+)
+
+N = SIGNAL.sample_rate
+
+
+def song_and_stems() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    stems = (0.1 * rng.standard_normal((N, 2, 4))).astype(np.float32)
+    return stems.sum(axis=-1), stems
+
+
+def test_the_child_takes_snapshots_and_seeks_from_the_control_array() -> None:
+    audio, stems = song_and_stems()
+    buffers = shared_stem_buffers(N)
+    buffers.stored[...] = stems[..., :3]
+    buffers.frames_ready[...] = True
+    control = new_control()
+    source = ControlledMixer(Mixer(audio, [SharedStems(buffers)]), control)
+    out = np.empty((BLOCK_FRAMES, 2), dtype=np.float32)
+
+    source.fill(out)  # the default snapshot: the song
+    np.testing.assert_allclose(out, audio[:BLOCK_FRAMES], atol=1e-3)
+    assert control[POSITION] == BLOCK_FRAMES
+
+    write_snapshot(control, MixSnapshot(gains=(0.0, 1.0, 1.0, 1.0)))  # vocals muted
+    source.fill(out)  # (the ramp)
+    source.fill(out)
+    expected = audio[2 * BLOCK_FRAMES : 3 * BLOCK_FRAMES] - buffers.stored[2 * BLOCK_FRAMES : 3 * BLOCK_FRAMES, :, 0]
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+
+    # a snapshot being written (odd sequence) is not taken half-way: the last whole one stays
+    control[SEQUENCE] += 1
+    control[1:] = 0  # fields torn to zeros: not playing, every gain 0
+    source.fill(out)
+    assert out.any() and source.mixer.snapshot.gains == (0.0, 1.0, 1.0, 1.0)
+    control[SEQUENCE] -= 1
+    write_snapshot(control, MixSnapshot(gains=(0.0, 1.0, 1.0, 1.0)))
+
+    control[SEEK_TARGET] = 10_000
+    control[SEEK_COUNT] += 1
+    source.fill(out)
+    assert control[POSITION] == 10_000 + BLOCK_FRAMES
+    source.fill(out)  # a seek is taken once
+    assert control[POSITION] == 10_000 + 2 * BLOCK_FRAMES
+
+
+def test_the_sound_process_plays_the_remix_through_portaudio(tmp_path: Path) -> None:
+    """The player's output path for real: a forked child plays the mix from stems in shared
+    memory into PortAudio's ALSA `default` device (a file). It starts paused; the stems are
+    written after the fork, then it plays with the vocals muted. (The file device takes sound
+    as fast as it comes, so the pause is what keeps the order.)"""
+    played, stderr = played_through_portaudio(tmp_path, (
+        "import time, numpy as np; from tuiplayer.audio.io import load; from tuiplayer.cli import DEMO_DIR\n"
+        "from tuiplayer.playback.mixer import MixSnapshot\n"
+        "from tuiplayer.playback.process import AudioProcess, shared_stem_buffers\n"
+        "song = load(DEMO_DIR / 'mixture.flac').samples\n"
+        "buffers = shared_stem_buffers(len(song))\n"
+        "process = AudioProcess(song, [buffers], snapshot=MixSnapshot(playing=False))\n"
+        "buffers.stored[..., 0] = load(DEMO_DIR / 'vocals.flac').samples\n"
+        "buffers.frames_ready[...] = True\n"
+        "process.snapshot = MixSnapshot(gains=(0.0, 1.0, 1.0, 1.0))\n"
+        "while not process.ended: time.sleep(0.05)\n"
+        "assert process.position == len(song), process.position\n"
+        "process.close()\n"
+    ))
+    assert "buffers played, 0 underflows" in stderr  # the child's line at exit
+    song = load(DEMO_DIR / "mixture.flac").samples
+    vocals = load(DEMO_DIR / "vocals.flac").samples.astype(np.float16).astype(np.float32)
+    lead = int(np.argmax(np.any(played != 0, axis=1)))  # silence while paused
+    played = played[lead : lead + len(song)]
+    # the first buffer ramps the vocals out; from there on, the song minus its vocals
+    np.testing.assert_array_equal(played[BLOCK_FRAMES:], (song - vocals)[BLOCK_FRAMES:])
+    assert np.abs(vocals).max() > 0.05  # (there were vocals to take out)

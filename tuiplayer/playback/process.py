@@ -1,0 +1,211 @@
+"""The audio callback in a process of its own (DESIGN.md §3, §4).
+
+In the player's process the callback shares the GIL with Textual, which draws the screen in
+Python. Measured with the end-to-end test (PulseAudio null sink, 50 ms of output latency): a
+thread that sleeps 1 ms woke 40-90 ms late every second or two while the screen was drawn,
+with no garbage collection running, and each time the sound had a gap. So the sound comes from
+a forked child process whose only busy thread is PortAudio's callback:
+
+- the song (n_samples, 2) float32 is the child's copy-on-write view of the parent's array;
+- each model's stems (`StemBuffers`: stored float16 and frames_ready) live in anonymous shared
+  memory made before the fork: the separation in the parent writes them, the child's `Mixer`
+  reads them (a block only writes samples that are not ready yet, so no locks are needed);
+- the mix settings (a `MixSnapshot`), seeks and the playhead go through a small shared float64
+  array: the parent writes the snapshot under a sequence counter (odd while it writes), the
+  child takes it at the start of a buffer when the counter is even and unchanged across its read.
+
+`AudioProcess` stands in for the `Mixer` towards the player (snapshot, seek_to, position, ended).
+Linux and macOS fork; the child ends when asked, or when the parent's end of the pipe closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import mmap
+import multiprocessing
+import signal
+import sys
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+from tuiplayer.playback.mixer import Mixer, MixSnapshot
+from tuiplayer.playback.output import AudioDeviceError, AudioOutput
+from tuiplayer.separation.separator import StemBuffers, frame_span
+
+# slots of the control array
+SEQUENCE, MODEL, PLAYING, LOOP_START, LOOP_STOP, SEEK_COUNT, SEEK_TARGET, POSITION, ENDED = range(9)
+GAINS = slice(9, 13)
+CONTROL_SLOTS = 13
+
+START_TIMEOUT_S = 10.0
+"""How long the parent waits for the child to open the sound output."""
+
+
+def shared_zeros(shape: tuple[int, ...], dtype: type | np.dtype) -> np.ndarray:
+    """A zeroed array in anonymous shared memory: a child forked later sees this process's
+    writes to it, and this process the child's."""
+    count = int(np.prod(shape))
+    buffer = mmap.mmap(-1, max(1, count * np.dtype(dtype).itemsize))  # MAP_SHARED | MAP_ANONYMOUS
+    return np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)
+
+
+def new_control() -> np.ndarray:
+    """The shared control array, with the default snapshot in it."""
+    control = shared_zeros((CONTROL_SLOTS,), np.float64)
+    write_snapshot(control, MixSnapshot())
+    return control
+
+
+def shared_stem_buffers(n_samples: int) -> StemBuffers:
+    """A model's stem buffers in shared memory (see SongSeparation)."""
+    return StemBuffers.zeros(n_samples, allocate=shared_zeros)
+
+
+class SharedStems:
+    """What the child's mixer reads of one model's separation (the mixer's `Stems`)."""
+
+    def __init__(self, buffers: StemBuffers) -> None:
+        self.stored = buffers.stored
+        self.frames_ready = buffers.frames_ready
+
+    def ready(self, start: int, stop: int) -> bool:
+        lo, hi = frame_span(max(start, 0), min(stop, len(self.stored)), len(self.frames_ready))
+        return bool(self.frames_ready[lo:hi].all())
+
+
+class ControlledMixer:
+    """The child's source: applies the parent's snapshot and seeks, fills, reports the playhead."""
+
+    def __init__(self, mixer: Mixer, control: np.ndarray) -> None:
+        """control: the CONTROL_SLOTS shared array (see write_snapshot)."""
+        self.mixer = mixer
+        self.control = control
+        self._sequence = -1.0
+        self._seeks = control[SEEK_COUNT]
+
+    def fill(self, out: np.ndarray) -> bool:
+        control = self.control
+        sequence = control[SEQUENCE]
+        if sequence != self._sequence and sequence % 2 == 0:
+            snapshot = _read_snapshot(control)
+            if control[SEQUENCE] == sequence:  # not torn by a write in between
+                self.mixer.snapshot, self._sequence = snapshot, sequence
+        if control[SEEK_COUNT] != self._seeks:
+            self._seeks = control[SEEK_COUNT]
+            self.mixer.seek_to = int(control[SEEK_TARGET])
+        self.mixer.fill(out)
+        control[POSITION] = self.mixer.position
+        control[ENDED] = self.mixer.ended
+        return True
+
+
+def write_snapshot(control: np.ndarray, snapshot: MixSnapshot) -> None:
+    """Publish snapshot in control (one writer): the sequence is odd while the fields change."""
+    control[SEQUENCE] += 1
+    control[GAINS] = snapshot.gains
+    control[MODEL] = snapshot.model
+    control[PLAYING] = snapshot.playing
+    control[LOOP_START], control[LOOP_STOP] = snapshot.loop if snapshot.loop else (-1, -1)
+    control[SEQUENCE] += 1
+
+
+def _read_snapshot(control: np.ndarray) -> MixSnapshot:
+    loop = None if control[LOOP_START] < 0 else (int(control[LOOP_START]), int(control[LOOP_STOP]))
+    return MixSnapshot(gains=tuple(control[GAINS].tolist()), model=int(control[MODEL]),
+                       playing=bool(control[PLAYING]), loop=loop)
+
+
+def _serve(connection: Connection, audio: np.ndarray, stems: list[StemBuffers], control: np.ndarray,
+           device: int | str | None) -> None:
+    """The child: play until told to stop or the parent is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the sound ends
+    gc.freeze()  # the parent's objects: never walked here (nor copied by the walk)
+    mixer = Mixer(audio, [SharedStems(buffers) for buffers in stems])
+    try:
+        output = AudioOutput(ControlledMixer(mixer, control), device=device)
+    except AudioDeviceError as error:
+        connection.send(str(error))
+        return
+    connection.send(None)
+    try:
+        while not connection.poll(1.0):  # a message, or the parent's end closed
+            pass
+    finally:
+        output.close()
+        # into the player's log (the command line sends file descriptor 2 there)
+        print(f"tuiplayer sound: {output.buffers} buffers played, {output.underflows} underflows",
+              file=sys.stderr, flush=True)
+
+
+class AudioProcess:
+    """Plays `audio` remixed from `stems` (one StemBuffers per model, from shared_stem_buffers)
+    in a child process. Raises AudioDeviceError (one line) when the output cannot be opened.
+
+    Stands in for the Mixer: set `snapshot` and `seek_to`, read `position` and `ended`.
+    """
+
+    def __init__(self, audio: np.ndarray, stems: list[StemBuffers], device: int | str | None = None,
+                 snapshot: MixSnapshot | None = None) -> None:
+        self.audio = audio
+        self.separations: list = []  # the mixer's attribute; the child reads `stems` instead
+        self._control = new_control()
+        self.snapshot = snapshot or MixSnapshot()
+        context = multiprocessing.get_context("fork")
+        self._connection, child_end = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child_end, audio, stems, self._control, device),
+                                        name="tuiplayer-audio", daemon=True)
+        self._process.start()
+        child_end.close()
+        problem = "the sound process did not start"
+        try:
+            if self._connection.poll(START_TIMEOUT_S):
+                problem = self._connection.recv()
+        except (EOFError, OSError):
+            pass
+        if problem is not None:
+            self.close()
+            raise AudioDeviceError(problem)
+
+    @property
+    def snapshot(self) -> MixSnapshot:
+        return self._snapshot
+
+    @snapshot.setter
+    def snapshot(self, snapshot: MixSnapshot) -> None:
+        write_snapshot(self._control, snapshot)
+        self._snapshot = snapshot
+
+    @property
+    def seek_to(self) -> None:
+        return None
+
+    @seek_to.setter
+    def seek_to(self, sample: int | None) -> None:
+        if sample is not None:
+            self._control[SEEK_TARGET] = sample
+            self._control[SEEK_COUNT] += 1
+
+    @property
+    def position(self) -> int:
+        """The playhead in samples (as the child last reported it, or as just sought)."""
+        return int(self._control[POSITION])
+
+    @position.setter
+    def position(self, sample: int) -> None:
+        self._control[POSITION] = sample
+
+    @property
+    def ended(self) -> bool:
+        return bool(self._control[ENDED])
+
+    def close(self) -> None:
+        """Stop the sound and the child."""
+        with contextlib.suppress(OSError, ValueError):  # the child is gone already
+            self._connection.send("stop")
+        self._process.join(2.0)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(1.0)
+        self._connection.close()
