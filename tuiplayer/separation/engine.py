@@ -86,16 +86,10 @@ class SeparationWorker(threading.Thread):
         self._separator: Separator | None = None
         self._busy: set[int] = set()  # blocks in a model call now (either lane)
         self._urgent: threading.Thread | None = None
-        self._wanted: set[int] = set()  # blocks a seek needs that the urgent lane left to this one
 
     def seek(self, sample: int) -> None:
         """The playhead moved to `sample`: serve its block next (at once, in the urgent lane,
-        when a model call is under way).
-
-        The urgent lane takes the first block the playhead needs; a second one (the playhead
-        in a cross-fade) goes to the main lane's next call, beside it. Otherwise the main lane
-        waits for the urgent call once its own is done, leaving it a core of its own: two
-        calls at once on 2 cores made a seek take 1.5-1.8x one block, against ~1.2x alone."""
+        when a model call is under way)."""
         needed = self.song.blocks_needed(sample)
         with self._lock:
             self._scheduler.move_to(self.song.block_at_sample(sample), needed)
@@ -104,9 +98,8 @@ class SeparationWorker(threading.Thread):
                 return  # nothing to do, or the next call serves it anyway
             if self._urgent is not None and self._urgent.is_alive():
                 return
-            self._busy.add(blocks[0])
-            self._wanted = set(blocks[1:])
-            self._urgent = threading.Thread(target=self._run_urgent, args=(blocks[:1],), daemon=True,
+            self._busy.update(blocks)
+            self._urgent = threading.Thread(target=self._run_urgent, args=(blocks,), daemon=True,
                                             name=f"separate-{self.model}-urgent")
             self._urgent.start()
 
@@ -137,15 +130,8 @@ class SeparationWorker(threading.Thread):
                 taken = self.song.done.copy()
                 taken[list(self._busy)] = True
                 batch = self._scheduler.next_batch(taken)
+                self._busy.update(batch)
                 urgent = self._urgent
-                yielding = bool(batch) and urgent is not None and urgent.is_alive() \
-                    and not self._wanted.intersection(batch)
-                if not yielding:
-                    self._busy.update(batch)
-                    self._wanted.difference_update(batch)
-            if yielding:  # a seek's block is being separated: give it the CPU
-                urgent.join()  # type: ignore[union-attr]
-                continue
             if not batch:
                 if urgent is not None and urgent.is_alive():
                     urgent.join()  # its blocks are the last ones
