@@ -12,7 +12,7 @@ from test_separator import spectral_predict
 from tuiplayer.config import SIGNAL
 from tuiplayer.dsp.stft import Stft
 from tuiplayer.errors import ModelError
-from tuiplayer.separation.engine import BlocksDone, Failed, Finished, ModelReady, SeparationWorker
+from tuiplayer.separation.engine import FIRST_CALL_LEAD_S, BlocksDone, Failed, Finished, ModelReady, SeparationWorker
 from tuiplayer.separation.scheduler import BlockScheduler
 from tuiplayer.separation.separator import Separator, SongSeparation
 
@@ -199,3 +199,21 @@ def test_a_seek_is_served_beside_the_model_call_under_way() -> None:
     seen = [events.get_nowait() for _ in range(events.qsize())]
     assert isinstance(seen[-1], Finished) and not any(isinstance(e, Failed) for e in seen)
     np.testing.assert_allclose(separation.stems.sum(axis=-1), separation.audio, atol=2e-3)
+
+
+def test_the_first_block_is_where_playback_will_be_once_the_model_has_loaded() -> None:
+    separation = song(60.0)
+    playhead = [0]
+
+    def load():  # playback moves on 20 s while the model loads
+        playhead[0] = 20 * SIGNAL.sample_rate
+        return spectral_predict
+
+    events: queue.Queue = queue.Queue()
+    worker = SeparationWorker("m", load, separation, events.put, batch_size=1, playhead=lambda: playhead[0])
+    worker.seek(0)
+    seen = run_worker(worker, events)
+    first = next(event for event in seen if isinstance(event, BlocksDone))
+    lead = int(FIRST_CALL_LEAD_S * SIGNAL.sample_rate)
+    assert first.blocks == (separation.block_at_sample(20 * SIGNAL.sample_rate + lead),)
+    assert first.blocks != (separation.block_at_sample(0),)

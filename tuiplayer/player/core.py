@@ -111,7 +111,7 @@ class Player:
         self._on_event = on_event
         self._stems = [shared_stem_buffers(len(self.samples)) for _ in cards]  # (untouched pages cost nothing)
         self.mixer: Mixer | AudioProcess = Mixer(self.samples, [None] * len(cards))
-        self.session = SongSession(self.samples, self._event, cache=cache)
+        self.session = SongSession(self.samples, self._event, cache=cache, playhead=lambda: self.mixer.position)
         self.output: AudioProcess | SilentClock | None = None
         self.output_error: str | None = None
         self._load_model = load_model

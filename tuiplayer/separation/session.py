@@ -54,8 +54,11 @@ class SongSession:
         cache: StemCache | None = None,
         stft: Stft | None = None,
         batch_size: int = PLAYING_BATCH,
+        playhead: Callable[[], int] | None = None,
     ) -> None:
+        """playhead: where playback is (samples), for a session that plays the song."""
         self.audio = np.ascontiguousarray(audio, dtype=np.float32)
+        self._playhead = playhead
         self.content = content_hash(self.audio)
         self.separations: dict[str, SongSeparation] = {}
         self._workers: dict[str, SeparationWorker] = {}
@@ -79,7 +82,7 @@ class SongSession:
             separation.fill(cached)
             self._on_event(FromCache(name))
             return
-        worker = SeparationWorker(name, load, separation, self._forward, self._batch_size)
+        worker = SeparationWorker(name, load, separation, self._forward, self._batch_size, self._playhead)
         worker.seek(playhead)
         with self._lock:
             self._workers[name] = worker
