@@ -177,6 +177,8 @@ class PlayerApp(App[int]):
     # ---- reading the player's state ---------------------------------------------------------
     def refresh_state(self) -> None:
         """Read the player's state into the main screen's widgets (also under a dialog)."""
+        if not self.screen_stack:  # the app is shutting down (a timer can fire meanwhile)
+            return
         with contextlib.suppress(NoMatches):  # the screen is still being built, or taken down
             self._refresh_state()
 
