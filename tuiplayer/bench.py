@@ -217,13 +217,26 @@ ENGINE_SONG_S = 600
 """Length of the song the engine benchmark separates (10 minutes, DESIGN.md memory target)."""
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB): VmHWM, the high-water mark of its own memory
+    map. Not getrusage's ru_maxrss: Linux carries that over an exec from the forking parent,
+    so a child of `tuiplayer bench` (2.2 GB with TensorFlow and two models loaded) reported
+    2,247 MB whatever it used itself."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[str, Any]:
     """The player's engine on a long song, in this (fresh) process; see `bench_engine`."""
-    from tuiplayer.memory import limit_malloc_arenas
-
-    limit_malloc_arenas()  # as the command line does
     import queue
-    import resource
 
     import tensorflow  # noqa: F401 - imported first: its import time is reported apart
 
@@ -305,7 +318,7 @@ def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[
         "block_rtf": block_s / SIGNAL.block_seconds,
         # a block adds only its step of new audio (the rest overlaps its neighbours): per new audio
         "step_rtf": block_s / (BlockGrid(SIGNAL.n_frames * 4).step * SIGNAL.hop_length / SIGNAL.sample_rate),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

@@ -427,9 +427,6 @@ def _commands(parser: argparse.ArgumentParser) -> set[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
-    from tuiplayer.memory import limit_malloc_arenas
-
-    limit_malloc_arenas()
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and not argv[0].startswith("-") and argv[0] not in _commands(parser):

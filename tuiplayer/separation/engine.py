@@ -107,6 +107,7 @@ class SeparationWorker(threading.Thread):
                 return  # nothing to do, or the next call serves it anyway
             if self._urgent is not None and self._urgent.is_alive():
                 return
+            blocks = blocks[:1]  # a second one (a cross-fade) is the main lane's next call
             self._busy.update(blocks)
             self._urgent = threading.Thread(target=self._run_urgent, args=(blocks,), daemon=True,
                                             name=f"separate-{self.model}-urgent")
