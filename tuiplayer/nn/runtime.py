@@ -52,8 +52,8 @@ class Runner:
     """A loaded model. runner(magnitudes (batch, n_frames, n_bins, 2)) → masks (batch, …, 2, n_stems).
 
     The first call runs eagerly; later ones run the traced graph. Tracing the hybrid costs
-    ~2.3 s on top of its first call (measured, one thread: eager first call 0.95 s, traced
-    first call 2.54 s, later traced calls 0.25 s), so the player's first stems, the block at
+    ~2.3 s on top of its first call (one thread, beside a training job: eager first call
+    0.95 s, traced first call 2.54 s, later traced calls 0.25 s), so the player's first stems, the block at
     the playhead, come that much sooner; the trace happens on the second call instead, while
     the first block's stems play. The objects the trace leaves live as long as the model, and
     are frozen out of the garbage collector's sight after it (memory.freeze_long_lived).
