@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-from tests.test_output import played_through_portaudio
+from tests.test_output import alsa_file_home, played_through_portaudio
 from tuiplayer.audio.io import load
 from tuiplayer.cli import DEMO_DIR
 from tuiplayer.config import SIGNAL
@@ -95,3 +98,37 @@ def test_the_sound_process_plays_the_remix_through_portaudio(tmp_path: Path) -> 
     # the first buffer ramps the vocals out; from there on, the song minus its vocals
     np.testing.assert_array_equal(played[BLOCK_FRAMES:], (song - vocals)[BLOCK_FRAMES:])
     assert np.abs(vocals).max() > 0.05  # (there were vocals to take out)
+
+
+def test_the_sound_process_ends_when_the_player_is_killed(tmp_path: Path) -> None:
+    """A player killed outright (SIGKILL: no clean-up runs) leaves no sound playing."""
+    env, _ = alsa_file_home(tmp_path)
+    code = (
+        "import time; from tuiplayer.audio.io import load; from tuiplayer.cli import DEMO_DIR\n"
+        "from tuiplayer.playback.process import AudioProcess, shared_stem_buffers\n"
+        "song = load(DEMO_DIR / 'mixture.flac').samples\n"
+        "process = AudioProcess(song, [shared_stem_buffers(len(song))])\n"
+        "print(process._process.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    player = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(player.stdout.readline())  # type: ignore[union-attr]
+        assert _alive(child)
+        player.kill()
+        player.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(child)
+    finally:
+        player.kill()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process pid runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status

@@ -12,6 +12,6 @@ def freeze_long_lived() -> None:
     Call it once what is loaded will live as long as the process: TensorFlow, a model and
     its first traced call leave ~300,000 objects, and each full collection then walked them
     all, holding the GIL ~190 ms every ~2.4 s while the player drew its screen (measured
-    beside a training job). Frozen, full collections take 5-9 ms. The cost is that cycles already garbage at that moment are
-    never freed: a few thousand objects, once per model."""
+    beside a training job). Frozen, full collections take 5-9 ms. The cost is that cycles
+    already garbage at that moment are never freed: a few thousand objects, once per model."""
     gc.freeze()

@@ -117,9 +117,10 @@ def _read_snapshot(control: np.ndarray) -> MixSnapshot:
                        playing=bool(control[PLAYING]), loop=loop)
 
 
-def _serve(connection: Connection, audio: np.ndarray, stems: list[StemBuffers], control: np.ndarray,
-           device: int | str | None) -> None:
+def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, stems: list[StemBuffers],
+           control: np.ndarray, device: int | str | None) -> None:
     """The child: play until told to stop or the parent is gone."""
+    parent_end.close()  # (inherited by the fork: open here, the parent's death would never read as EOF)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the sound ends
     gc.freeze()  # the parent's objects: never walked here (nor copied by the walk)
     mixer = Mixer(audio, [SharedStems(buffers) for buffers in stems])
@@ -154,7 +155,8 @@ class AudioProcess:
         self.snapshot = snapshot or MixSnapshot()
         context = multiprocessing.get_context("fork")
         self._connection, child_end = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child_end, audio, stems, self._control, device),
+        self._process = context.Process(target=_serve,
+                                        args=(child_end, self._connection, audio, stems, self._control, device),
                                         name="tuiplayer-audio", daemon=True)
         self._process.start()
         child_end.close()
