@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import queue
 from pathlib import Path
 
@@ -12,8 +13,10 @@ import pytest
 from tuiplayer import modelstore
 from tuiplayer.audio.io import Audio, AudioInfo
 from tuiplayer.config import SIGNAL, STEMS
+from tuiplayer.playback.mixer import Mixer, MixSnapshot
+from tuiplayer.playback.process import AudioProcess, new_control
 from tuiplayer.player.app import PlayerApp
-from tuiplayer.player.core import GAIN_STEP_DB, Player
+from tuiplayer.player.core import GAIN_STEP_DB, Player, SilentClock
 
 SECONDS = 20
 
@@ -275,3 +278,39 @@ async def test_a_damaged_file_plays_what_decoded_with_a_notice(tmp_path: Path) -
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.2)
         assert any("damaged" in n.message for n in app._notifications)
+
+
+def test_a_sound_output_that_stops_becomes_a_notice_and_a_silent_clock(tmp_path: Path) -> None:
+    """A device unplugged, or the sound process gone: the player carries on silently from the
+    same playhead, with one notice."""
+    player = make_app(tmp_path).player
+    stopped = stopped_sound_process()
+    stopped.position = 5 * SIGNAL.sample_rate
+    player.output = player.mixer = stopped
+    try:
+        notice = player.check_output()
+        assert notice is not None and "sound output stopped" in notice
+        assert isinstance(player.output, SilentClock) and isinstance(player.mixer, Mixer)
+        assert 5 * SIGNAL.sample_rate <= player.mixer.position < 6 * SIGNAL.sample_rate
+        assert player.check_output() is None  # said once
+    finally:
+        player.close()
+
+
+def stopped_sound_process() -> AudioProcess:
+    """An AudioProcess whose child has died (made without forking one)."""
+    process = AudioProcess.__new__(AudioProcess)
+
+    class Dead:
+        def is_alive(self) -> bool:
+            return False
+
+        def join(self, timeout: float | None = None) -> None:
+            pass
+
+    process.audio = np.zeros((1, 2), dtype=np.float32)
+    process._control = new_control()
+    process._process = Dead()  # type: ignore[assignment]
+    process._connection, _ = multiprocessing.Pipe()
+    process.snapshot = MixSnapshot()
+    return process

@@ -20,6 +20,7 @@ from tuiplayer.playback.process import (
     SEEK_COUNT,
     SEEK_TARGET,
     SEQUENCE,
+    STALL_S,
     ControlledMixer,
     SharedStems,
     new_control,
@@ -132,3 +133,23 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return "\nState:\tZ" not in status
+
+
+def test_a_playhead_that_stands_still_while_playing_is_a_stalled_output() -> None:
+    from tests.test_player import stopped_sound_process
+
+    process = stopped_sound_process()
+
+    class Alive:
+        def is_alive(self) -> bool:
+            return True
+
+    process._process = Alive()  # type: ignore[assignment]
+    assert not process.stalled()  # (first look)
+    process._moved = (process.position, time.monotonic() - STALL_S - 0.1)
+    assert process.stalled()  # playing, and the playhead still for longer than STALL_S
+    process.snapshot = MixSnapshot(playing=False)
+    assert not process.stalled()  # paused: standing still is right
+    process.snapshot = MixSnapshot()
+    process.position = 1000
+    assert not process.stalled()  # moving

@@ -26,6 +26,7 @@ import mmap
 import multiprocessing
 import signal
 import sys
+import time
 from multiprocessing.connection import Connection
 
 import numpy as np
@@ -41,6 +42,11 @@ CONTROL_SLOTS = 13
 
 START_TIMEOUT_S = 10.0
 """How long the parent waits for the child to open the sound output."""
+
+STALL_S = 5.0
+"""Playing, with the playhead still for this long: the sound output has stopped (a device
+unplugged or switched off, a dead child). PulseAudio can hold a stream ~1.4 s as it starts,
+and ~1.9 s after an underflow (measured in the end-to-end test's private server)."""
 
 
 def shared_zeros(shape: tuple[int, ...], dtype: type | np.dtype) -> np.ndarray:
@@ -152,6 +158,7 @@ class AudioProcess:
         self.audio = audio
         self.separations: list = []  # the mixer's attribute; the child reads `stems` instead
         self._control = new_control()
+        self._moved = (-1, time.monotonic())  # the playhead last seen, and since when
         self.snapshot = snapshot or MixSnapshot()
         context = multiprocessing.get_context("fork")
         self._connection, child_end = context.Pipe()
@@ -178,6 +185,18 @@ class AudioProcess:
     def snapshot(self, snapshot: MixSnapshot) -> None:
         write_snapshot(self._control, snapshot)
         self._snapshot = snapshot
+        self._moved = (-1, time.monotonic())  # (play may just have been pressed)
+
+    def stalled(self) -> bool:
+        """Whether the sound has stopped against the user's will: the child is gone, or the
+        playhead has not moved for STALL_S while playing. Call it regularly (the screen does)."""
+        if not self._process.is_alive():
+            return True
+        position, now = self.position, time.monotonic()
+        if position != self._moved[0] or not self._snapshot.playing or self.ended:
+            self._moved = (position, now)
+            return False
+        return now - self._moved[1] > STALL_S
 
     @property
     def seek_to(self) -> None:

@@ -186,6 +186,9 @@ class PlayerApp(App[int]):
         player = self.player
         main = self.screen_stack[0]
         self._take_events()
+        problem = player.check_output()
+        if problem:
+            self.notify(problem, severity="warning", timeout=10)
         main.query_one("#song", Static).update(
             f"[b]{_escape(player.path.name)}[/b]  {format_time(player.duration_s)}  "
             f"[dim]{player.audio.source.sample_rate} Hz, {player.audio.source.channels} ch[/dim]")

@@ -154,6 +154,22 @@ class Player:
                 self.output_note = f"{error} — playing silently"
         self.output = SilentClock(self.mixer)  # type: ignore[arg-type]
 
+    def check_output(self) -> str | None:
+        """The screen calls this on its timer. If the sound output stopped on its own (a device
+        unplugged, a dead sound process), carry on with a silent clock from the same playhead
+        and return the notice to show (once); None while all is well."""
+        if not (isinstance(self.output, AudioProcess) and self.output.stalled()):
+            return None
+        stopped, position = self.output, self.output.position
+        mixer = Mixer(self.samples, [self.session.separations.get(self._key(i)) for i in range(len(self.models))])
+        mixer.position = position
+        self.mixer = mixer
+        self._publish()
+        self.output = SilentClock(mixer)
+        threading.Thread(target=stopped.close, daemon=True).start()  # (it may take a while)
+        self.output_note = "the sound output stopped (device unplugged?) — playing silently"
+        return self.output_note
+
     def close(self) -> None:
         if self.output is not None:
             self.output.close()
