@@ -62,20 +62,18 @@ class Runner:
     card: ModelCard
     model: Any
     _predict: Any
-    _eager_calls_left: int = 1
-    _traced: bool = False
+    _calls: int = 0
 
     def __call__(self, magnitudes: np.ndarray) -> np.ndarray:
         expected = (SIGNAL.n_frames, SIGNAL.n_bins, SIGNAL.channels)
         if magnitudes.ndim != 4 or magnitudes.shape[1:] != expected:
             raise ValueError(f"model input must be (batch, {expected}). Received shape {magnitudes.shape}")
         magnitudes = np.ascontiguousarray(magnitudes, dtype=np.float32)
-        if self._eager_calls_left > 0:
-            self._eager_calls_left -= 1
+        self._calls += 1
+        if self._calls == 1:
             return np.asarray(self.model(magnitudes, training=False))
         masks = np.asarray(self._predict(magnitudes))
-        if not self._traced:
-            self._traced = True
+        if self._calls == 2:  # the trace is done
             freeze_long_lived()
         return masks
 

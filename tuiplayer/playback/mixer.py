@@ -10,7 +10,7 @@ which is Σ_j g_j · stem_j because other = mix − (vocals + drums + bass) (see
 only three stems are read, and at unity gains the output is the mix itself. Where the active
 model's stems are not ready yet, the gains are taken as unity, i.e. the original mix plays.
 Gains move from the previous buffer's values to the new ones along a linear ramp over the
-buffer (no clicks), so a fader is heard within one buffer (23 ms). A/B switches cross-fade
+buffer (no clicks), so a fader acts from the next buffer on (output.BLOCK_FRAMES). A/B switches cross-fade
 the two models' stems over one buffer. An A-B loop wraps the playhead inside the buffer.
 """
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from tuiplayer.playback.mixer import Mixer, MixSnapshot
 from tuiplayer.playback.output import AudioDeviceError, AudioOutput
-from tuiplayer.separation.separator import StemBuffers, frame_span
+from tuiplayer.separation.separator import StemBuffers, samples_ready
 
 # slots of the control array
 SEQUENCE, MODEL, PLAYING, LOOP_START, LOOP_STOP, SEEK_COUNT, SEEK_TARGET, POSITION, ENDED = range(9)
@@ -77,8 +77,7 @@ class SharedStems:
         self.frames_ready = buffers.frames_ready
 
     def ready(self, start: int, stop: int) -> bool:
-        lo, hi = frame_span(max(start, 0), min(stop, len(self.stored)), len(self.frames_ready))
-        return bool(self.frames_ready[lo:hi].all())
+        return samples_ready(self.frames_ready, start, stop, len(self.stored))
 
 
 class ControlledMixer:

@@ -136,9 +136,12 @@ class Player:
         state = self.models[index]
         state.status = "loading"
         self.session.add_model(self._key(index), state.card.sha256,
-                               lambda card=state.card: self._load_model(card), playhead=self.mixer.position,
-                               buffers=self._stems[index])
-        self.mixer.separations = [self.session.separations.get(self._key(i)) for i in range(len(self.models))]
+                               lambda card=state.card: self._load_model(card), buffers=self._stems[index])
+        self.mixer.separations = self._separations()
+
+    def _separations(self) -> list[SongSeparation | None]:
+        """Each model's separation, None for one not started (the mixer's `separations`)."""
+        return [self.separation(i) for i in range(len(self.models))]
 
     # ---- sound ----------------------------------------------------------------------------
     def start_output(self, device: int | str | None = None, audio: bool = True) -> None:
@@ -161,7 +164,7 @@ class Player:
         if not (isinstance(self.output, AudioProcess) and self.output.stalled()):
             return None
         stopped, position = self.output, self.output.position
-        mixer = Mixer(self.samples, [self.session.separations.get(self._key(i)) for i in range(len(self.models))])
+        mixer = Mixer(self.samples, self._separations())
         mixer.position = position
         self.mixer = mixer
         self._publish()

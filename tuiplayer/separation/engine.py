@@ -109,7 +109,7 @@ class SeparationWorker(threading.Thread):
                 return
             blocks = blocks[:1]  # a second one (a cross-fade) is the main lane's next call
             self._busy.update(blocks)
-            self._urgent = threading.Thread(target=self._run_urgent, args=(blocks,), daemon=True,
+            self._urgent = threading.Thread(target=self._separate, args=(blocks,), daemon=True,
                                             name=f"separate-{self.model}-urgent")
             self._urgent.start()
 
@@ -163,9 +163,6 @@ class SeparationWorker(threading.Thread):
                 return
             if not self._separate(batch):
                 return
-
-    def _run_urgent(self, blocks: list[int]) -> None:
-        self._separate(blocks)
 
     def _separate(self, blocks: list[int]) -> bool:
         """One model call on `blocks` (claimed in _busy); False (and a Failed event) on an error."""

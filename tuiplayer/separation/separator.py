@@ -116,8 +116,8 @@ class SongSeparation:
 
     def ready(self, start: int, stop: int) -> bool:
         """Whether the stems of samples [start, stop) are final."""
-        lo, hi = self.frame_span(max(start, 0), min(stop, len(self.audio)))
-        return bool(self.frames_ready[lo:hi].all())
+        return samples_ready(self.frames_ready, start, stop, len(self.audio),
+                             self.stft.config.n_fft, self.stft.config.hop_length)
 
     def block_at_sample(self, sample: int) -> int:
         """The block to separate first for a playhead at `sample`."""
@@ -155,6 +155,14 @@ def frame_span(start: int, stop: int, n_frames: int, n_fft: int = SIGNAL.n_fft,
     """Frames [lo, hi) whose windows overlap samples [start, stop)."""
     half = n_fft // 2
     return max(0, (start - half) // hop + 1), min(n_frames, (stop - 1 + half) // hop + 1)
+
+
+def samples_ready(frames_ready: np.ndarray, start: int, stop: int, n_samples: int,
+                  n_fft: int = SIGNAL.n_fft, hop: int = SIGNAL.hop_length) -> bool:
+    """Whether the stems of samples [start, stop) of a song of n_samples are final: every
+    frame overlapping them is ready (frames_ready: (n_frames,) bool)."""
+    lo, hi = frame_span(max(start, 0), min(stop, n_samples), len(frames_ready), n_fft, hop)
+    return bool(frames_ready[lo:hi].all())
 
 
 def complete_stems(audio: np.ndarray, stored: np.ndarray) -> np.ndarray:

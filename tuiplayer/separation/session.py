@@ -69,10 +69,11 @@ class SongSession:
         self._batch_size = batch_size
         self._lock = threading.Lock()
 
-    def add_model(self, name: str, sha256: str, load: Callable[[], Predict], playhead: int = 0,
+    def add_model(self, name: str, sha256: str, load: Callable[[], Predict], playhead: int | None = None,
                   buffers: StemBuffers | None = None) -> None:
         """Make `name`'s stems available: from the cache, or separated in the background from
-        `playhead`; into `buffers` when given (see SongSeparation)."""
+        `playhead` (default: where the session's playback is, or the start); into `buffers`
+        when given (see SongSeparation)."""
         separation = SongSeparation(self.audio, self._stft, 4, buffers=buffers)
         with self._lock:
             self.separations[name] = separation
@@ -83,6 +84,8 @@ class SongSession:
             self._on_event(FromCache(name))
             return
         worker = SeparationWorker(name, load, separation, self._forward, self._batch_size, self._playhead)
+        if playhead is None:
+            playhead = self._playhead() if self._playhead is not None else 0
         worker.seek(playhead)
         with self._lock:
             self._workers[name] = worker
