@@ -12,7 +12,15 @@ from test_separator import spectral_predict
 from tuiplayer.config import SIGNAL
 from tuiplayer.dsp.stft import Stft
 from tuiplayer.errors import ModelError
-from tuiplayer.separation.engine import FIRST_CALL_LEAD_S, BlocksDone, Failed, Finished, ModelReady, SeparationWorker
+from tuiplayer.separation.engine import (
+    BACKGROUND_NICE,
+    FIRST_CALL_LEAD_S,
+    BlocksDone,
+    Failed,
+    Finished,
+    ModelReady,
+    SeparationWorker,
+)
 from tuiplayer.separation.scheduler import BlockScheduler
 from tuiplayer.separation.separator import Separator, SongSeparation
 
@@ -217,3 +225,20 @@ def test_the_first_block_is_where_playback_will_be_once_the_model_has_loaded() -
     lead = int(FIRST_CALL_LEAD_S * SIGNAL.sample_rate)
     assert first.blocks == (separation.block_at_sample(20 * SIGNAL.sample_rate + lead),)
     assert first.blocks != (separation.block_at_sample(0),)
+
+
+def test_separation_runs_below_the_screen_s_priority() -> None:
+    """The worker's thread (and so TensorFlow's pools, made there) yields the CPU to the
+    screen's thread: a higher nice value."""
+    import os
+
+    seen = []
+
+    def load():
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return spectral_predict
+
+    events: queue.Queue = queue.Queue()
+    run_worker(SeparationWorker("m", load, song(5.0), events.put), events)
+    ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert seen == [min(ours + BACKGROUND_NICE, 19)]

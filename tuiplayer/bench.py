@@ -210,8 +210,13 @@ def format_models_table(models: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-SEEK_FRACTIONS = (0.66, 0.2, 0.85, 0.45, 0.93, 0.33, 0.75)
+SEEK_FRACTIONS = (0.66, 0.2, 0.85, 0.45, 0.93, 0.33, 0.75, 0.1, 0.58, 0.27, 0.97, 0.51, 0.38, 0.8)
 """Where the engine benchmark seeks, as fractions of the song: unseparated places, in a jumbled order."""
+
+SEEK_PAUSE_S = 0.5
+"""Before each seek the engine benchmark waits a random time up to this (longer than a model
+call), so that seeks land anywhere in the call under way: right after the previous seek's
+stems, they would always find the next call just begun."""
 
 ENGINE_SONG_S = 600
 """Length of the song the engine benchmark separates (10 minutes, DESIGN.md memory target)."""
@@ -241,7 +246,7 @@ def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[
     import tensorflow  # noqa: F401 - imported first: its import time is reported apart
 
     from tuiplayer.audio.io import load
-    from tuiplayer.cli import DEMO_DIR, PLAYER_TF_THREADS
+    from tuiplayer.cli import DEMO_DIR
     from tuiplayer.nn import runtime
     from tuiplayer.separation.engine import BlocksDone, Failed, Finished, ModelReady
     from tuiplayer.separation.session import SongSession
@@ -263,7 +268,7 @@ def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[
 
     first = cards[0]
     start = time.perf_counter()
-    session.add_model(first.name, first.sha256, lambda: runtime.load(first, threads=PLAYER_TF_THREADS))
+    session.add_model(first.name, first.sha256, lambda: runtime.load(first, threads=runtime.PLAYER_THREADS))
     ready_at, seen = until(lambda e: isinstance(e, BlocksDone))
     load_s = next(e.load_s for e in seen if isinstance(e, ModelReady))
     first_block_s = ready_at - start
@@ -275,8 +280,10 @@ def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[
     separation = session.separations[first.name]
     seeks, single, needed = [], [], []
     finished_at = None
-    for fraction in SEEK_FRACTIONS:
+    pauses = np.random.default_rng(0).uniform(0, SEEK_PAUSE_S, len(SEEK_FRACTIONS))
+    for fraction, pause in zip(SEEK_FRACTIONS, pauses, strict=True):
         target = int(len(audio) * fraction)
+        time.sleep(pause)  # a person's seek comes at any moment of the model call under way
         if separation.ready(target, target + SIGNAL.hop_length):
             continue  # separated already (a short song): not a seek to measure
         seek_start = time.perf_counter()
@@ -299,7 +306,7 @@ def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[
 
     for card in cards[1:]:  # the A/B partner, separated whole as well
         session.add_model(f"{card.name} (B)", card.sha256,
-                          lambda card=card: runtime.load(card, threads=PLAYER_TF_THREADS))
+                          lambda card=card: runtime.load(card, threads=runtime.PLAYER_THREADS))
         until(lambda e: isinstance(e, Finished))
     session.close()
     return {

@@ -77,7 +77,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from tuiplayer.separation.cache import StemCache
 
     events: queue.Queue = queue.Queue()
-    player = Player(Path(args.file), audio, cards, lambda card: runtime.load(card, threads=PLAYER_TF_THREADS),
+    player = Player(Path(args.file), audio, cards, lambda card: runtime.load(card, threads=runtime.PLAYER_THREADS),
                     on_event=events.put, cache=StemCache())
     app = PlayerApp(player, device=args.device, audio=not args.no_audio, keymap=keymap, events=events)
     app.startup_probe = bool(os.environ.get("TUIPLAYER_STARTUP_PROBE"))
@@ -124,10 +124,6 @@ def _native_stderr_to_log() -> Iterator[None]:
         sys.__stderr__.close()
         sys.__stderr__ = saved
         log.close()
-
-
-PLAYER_TF_THREADS = 1
-"""TensorFlow threads while playing: on 2 cores one is left for the sound and the screen (DESIGN.md §4)."""
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

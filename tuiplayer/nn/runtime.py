@@ -78,10 +78,22 @@ class Runner:
         return masks
 
 
-def load(card: ModelCard, threads: int | None = None) -> Runner:
-    """Load the model a card describes; ModelError (one line) if it is missing, corrupt or foreign."""
+PLAYER_THREADS = (1, 2)
+"""TensorFlow's (intra-op, inter-op) threads while playing: a call uses both cores through
+independent ops side by side, with no parallel loops that spin-wait on a busy core (DESIGN.md
+§4), and the separation's threads run at a lower priority than the screen's
+(separation.engine.BACKGROUND_NICE). Measured, the hybrid at batch 1 on this 2-core machine:
+a call took 0.135 s at (1, 1) and 0.091 s at (1, 2); at (1, 1) two calls at once took as long
+as one after the other (TensorFlow's one executor thread interleaves them)."""
+
+
+def load(card: ModelCard, threads: tuple[int, int] | None = None) -> Runner:
+    """Load the model a card describes; ModelError (one line) if it is missing, corrupt or foreign.
+
+    threads: TensorFlow's (intra-op, inter-op) threads; default every core for one op at a time.
+    """
     weights = verify_weights(card)
-    configure_threads(threads or max(1, (os.cpu_count() or 1)))
+    configure_threads(*(threads or (max(1, (os.cpu_count() or 1)), 1)))
     import keras
     import tensorflow as tf
 

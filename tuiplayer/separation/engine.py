@@ -3,8 +3,9 @@
 A `SeparationWorker` owns its model: it loads it in its own thread (TensorFlow is imported
 there, so the UI is up before TensorFlow is), then separates the song's blocks in the
 scheduler's order until all are done or it is stopped. `seek` re-prioritises at once: when
-a model call is under way, the blocks the new playhead needs run beside it in an urgent
-lane (a second thread, a second core) instead of waiting for it. Everything it has to say
+a model call is under way, the block the new playhead needs goes into a model call of its
+own beside it, in an urgent lane (a second thread): TensorFlow interleaves the two calls'
+work on its threads, so the seek's block need not wait for the whole call before it. Everything it has to say
 goes out as an event through `on_event` — progress, readiness, errors — and an error ends
 the worker cleanly (the player keeps playing the original mix); it never dies with a
 traceback.
@@ -12,6 +13,8 @@ traceback.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -64,6 +67,20 @@ Event = ModelReady | BlocksDone | Finished | Failed
 FIRST_CALL_LEAD_S = 1.0
 """How far playback gets during a model's first call, which runs eagerly (the hybrid on one
 thread: ~1 s for a block)."""
+
+
+BACKGROUND_NICE = 5
+"""How much lower the separation's threads run than the screen's (Linux nice): the screen and
+the sound process get the CPU first when they need it, and all of it goes to separation when
+they don't."""
+
+
+def _lower_priority() -> None:
+    """This thread, and the threads it starts (TensorFlow's pools are made on their first use,
+    here), run BACKGROUND_NICE below the rest of the process (on Linux, nice is per thread)."""
+    with contextlib.suppress(OSError, AttributeError):
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE)
 
 
 class SeparationWorker(threading.Thread):
@@ -133,6 +150,7 @@ class SeparationWorker(threading.Thread):
 
     def run(self) -> None:
         started = time.perf_counter()
+        _lower_priority()
         try:
             predict = self._load()
         except TuiplayerError as error:
