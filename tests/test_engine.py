@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 
@@ -173,38 +174,54 @@ def test_an_unwritable_cache_is_a_notice_and_the_stems_still_play(tmp_path) -> N
     assert isinstance(seen[-1], Finished) and session.separations["a"].ready(0, 1000)
 
 
-def test_a_seek_is_served_beside_the_model_call_under_way() -> None:
-    """The first model call hangs until released; a seek meanwhile gets its blocks separated
-    in the urgent lane, so the new playhead has stems before the old call ends."""
-    separation = song(60.0)
-    started, release = threading.Event(), threading.Event()
-    calls = []
+class StagedPredict:
+    """A stand-in model in 3 stages (as runtime.Runner runs a real one) that logs (call, stage)
+    as it runs them; the first call's first stage waits for `release`."""
 
-    def predict(magnitude: np.ndarray) -> np.ndarray:
-        calls.append(len(calls))
-        if len(calls) == 1:
-            started.set()
-            assert release.wait(30)
+    def __init__(self) -> None:
+        self.log: list[tuple[int, int]] = []
+        self.calls = 0
+        self.started, self.release = threading.Event(), threading.Event()
+        self._lock = threading.Lock()
+
+    def call_in_stages(self, magnitude: np.ndarray, step) -> np.ndarray:
+        with self._lock:
+            self.calls += 1
+            call = self.calls
+        for stage in range(3):
+            with step():
+                if call == 1 and stage == 0:
+                    self.started.set()
+                    assert self.release.wait(30)
+                self.log.append((call, stage))
         return spectral_predict(magnitude)
 
+    def __call__(self, magnitude: np.ndarray) -> np.ndarray:
+        return self.call_in_stages(magnitude, contextlib.nullcontext)
+
+
+def test_a_seek_goes_between_two_stages_of_the_model_call_under_way() -> None:
+    """A seek during a model call: its block's call runs all its stages before the call under
+    way goes on, so the new playhead has stems before the old call ends."""
+    separation = song(60.0)
+    model = StagedPredict()
     events: queue.Queue = queue.Queue()
-    worker = SeparationWorker("m", lambda: predict, separation, events.put, batch_size=1)
+    worker = SeparationWorker("m", lambda: model, separation, events.put, batch_size=1)
     worker.start()
-    assert started.wait(30)
+    assert model.started.wait(30)
     target = len(separation.audio) * 3 // 4
     worker.seek(target)
-    for _ in range(300):
-        if separation.ready(target, target + SIGNAL.hop_length):
+    for _ in range(300):  # the seek's block is under way (its STFT first)
+        if worker._gate._urgent:
             break
-        threading.Event().wait(0.05)
-    try:
-        assert separation.ready(target, target + SIGNAL.hop_length)
-        assert not separation.done[0]  # the first call is still hanging
-    finally:
-        release.set()
+        threading.Event().wait(0.01)
+    model.release.set()
     worker.join(60)
     assert separation.complete and not worker.is_alive()
+    assert model.log[:5] == [(1, 0), (2, 0), (2, 1), (2, 2), (1, 1)]
     seen = [events.get_nowait() for _ in range(events.qsize())]
+    done = [event.blocks for event in seen if isinstance(event, BlocksDone)]
+    assert done[0] == (separation.block_at_sample(target),) and done[1] == (separation.block_at_sample(0),)
     assert isinstance(seen[-1], Finished) and not any(isinstance(e, Failed) for e in seen)
     np.testing.assert_allclose(separation.stems.sum(axis=-1), separation.audio, atol=2e-3)
 

@@ -77,3 +77,18 @@ def test_oracle_masks_are_ratio_masks() -> None:
     mags = np.random.default_rng(6).uniform(0, 1, (4, 8, 2, 4)).astype(np.float32)
     oracle = masks.oracle_masks(mags)
     np.testing.assert_allclose(oracle, mags / mags.sum(axis=-1, keepdims=True), rtol=1e-6)
+
+
+def test_weighted_stem_spectrograms_are_the_masked_extended_weighted_stems() -> None:
+    rng = np.random.default_rng(3)
+    spec = (rng.normal(size=(20, 2049, 2)) + 1j * rng.normal(size=(20, 2049, 2))).astype(np.complex64)
+    model_masks = rng.uniform(0, 1, (20, 1024, 2, 4)).astype(np.float32)
+    model_masks[3, 10:20] = 0.0  # silent bins: an even split
+    weights = rng.uniform(0, 1, 20).astype(np.float32)
+    full = masks.extend(masks.normalise(model_masks)) * weights[:, None, None, None]
+    reference = masks.apply(spec, full)[..., :3]
+    fast = masks.weighted_stem_spectrograms(spec, model_masks, weights, 3)
+    assert fast.shape == (20, 2049, 2, 3) and fast.dtype == np.complex64
+    np.testing.assert_allclose(fast, reference, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="non-negative"):
+        masks.weighted_stem_spectrograms(spec, -model_masks, weights, 3)

@@ -8,8 +8,11 @@ never at import time, so the player's window appears before TensorFlow has loade
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +22,7 @@ from tuiplayer.config import SIGNAL
 from tuiplayer.errors import ModelError
 from tuiplayer.memory import freeze_long_lived
 from tuiplayer.modelstore import ModelCard, verify_weights
+from tuiplayer.nn.stages import Stage, run_stages, split_model
 
 _CONFIGURED = threading.Lock()
 _threads_set: tuple[int, int] | None = None
@@ -51,31 +55,64 @@ def configure_threads(intra_op: int, inter_op: int = 1) -> None:
 class Runner:
     """A loaded model. runner(magnitudes (batch, n_frames, n_bins, 2)) → masks (batch, …, 2, n_stems).
 
-    The first call runs eagerly; later ones run the traced graph. Tracing the hybrid costs
+    The first call runs eagerly; later ones run traced graphs. Tracing the hybrid costs
     ~2.3 s on top of its first call (one thread, beside a training job: eager first call
     0.95 s, traced first call 2.54 s, later traced calls 0.25 s), so the player's first stems, the block at
     the playhead, come that much sooner; the trace happens on the second call instead, while
     the first block's stems play. The objects the trace leaves live as long as the model, and
     are frozen out of the garbage collector's sight after it (memory.freeze_long_lived).
+
+    Traced calls run the model in `stages` (nn.stages.split_model, each stage's model a
+    traced graph), each under `step()` when `call_in_stages` is given one: where a seek's
+    call can go first.
     """
 
     card: ModelCard
     model: Any
-    _predict: Any
+    stages: list[Stage]
     _calls: int = 0
 
     def __call__(self, magnitudes: np.ndarray) -> np.ndarray:
+        return self.call_in_stages(magnitudes, contextlib.nullcontext)
+
+    def call_in_stages(self, magnitudes: np.ndarray, step: Callable[[], ContextManager[Any]]) -> np.ndarray:
+        """The masks for magnitudes, each stage of the model run inside a `with step():`."""
         expected = (SIGNAL.n_frames, SIGNAL.n_bins, SIGNAL.channels)
         if magnitudes.ndim != 4 or magnitudes.shape[1:] != expected:
             raise ValueError(f"model input must be (batch, {expected}). Received shape {magnitudes.shape}")
         magnitudes = np.ascontiguousarray(magnitudes, dtype=np.float32)
         self._calls += 1
         if self._calls == 1:
-            return np.asarray(self.model(magnitudes, training=False))
-        masks = np.asarray(self._predict(magnitudes))
+            with step():
+                return np.asarray(self.model(magnitudes, training=False))
+
+        def call(stage: Stage, inputs: list[Any]) -> Any:
+            with step():
+                return stage.model(inputs)
+
+        masks = np.asarray(run_stages(self.stages, magnitudes, call))
         if self._calls == 2:  # the trace is done
             freeze_long_lived()
         return masks
+
+
+STAGES = 3
+"""Parts a traced model call is cut into (see Runner)."""
+
+
+def _traced(stage: Stage) -> Stage:
+    """The stage with its model as a graph, [tensors] → [tensors], for any batch size (no
+    retracing when the last batch is smaller)."""
+    import tensorflow as tf
+
+    model = stage.model
+    specs = [tf.TensorSpec(tensor.shape, tensor.dtype) for tensor in model.inputs]
+
+    @tf.function(input_signature=[specs])
+    def run(values: list[Any]) -> list[Any]:
+        return model(values, training=False)
+
+    return Stage(run, stage.takes, stage.gives)
 
 
 PLAYER_THREADS = (1, 2)
@@ -95,7 +132,6 @@ def load(card: ModelCard, threads: tuple[int, int] | None = None) -> Runner:
     weights = verify_weights(card)
     configure_threads(*(threads or (max(1, (os.cpu_count() or 1)), 1)))
     import keras
-    import tensorflow as tf
 
     import tuiplayer.nn.models  # noqa: F401 - registers the custom layers with Keras
 
@@ -106,12 +142,4 @@ def load(card: ModelCard, threads: tuple[int, int] | None = None) -> Runner:
     expected_in = (None, SIGNAL.n_frames, SIGNAL.n_bins, SIGNAL.channels)
     if tuple(model.input_shape) != expected_in:
         raise ModelError(f"{weights}: model takes {model.input_shape}, expected {expected_in}")
-
-    # one graph for every batch size (no retracing when the last batch is smaller)
-    signature = [tf.TensorSpec((None, *expected_in[1:]), tf.float32)]
-
-    @tf.function(input_signature=signature)
-    def predict(magnitudes: tf.Tensor) -> tf.Tensor:
-        return model(magnitudes, training=False)
-
-    return Runner(card, model, predict)
+    return Runner(card, model, [_traced(stage) for stage in split_model(model, STAGES)])

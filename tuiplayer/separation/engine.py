@@ -3,22 +3,24 @@
 A `SeparationWorker` owns its model: it loads it in its own thread (TensorFlow is imported
 there, so the UI is up before TensorFlow is), then separates the song's blocks in the
 scheduler's order until all are done or it is stopped. `seek` re-prioritises at once: when
-a model call is under way, the block the new playhead needs goes into a model call of its
-own beside it, in an urgent lane (a second thread): TensorFlow interleaves the two calls'
-work on its threads, so the seek's block need not wait for the whole call before it. Everything it has to say
-goes out as an event through `on_event` — progress, readiness, errors — and an error ends
-the worker cleanly (the player keeps playing the original mix); it never dies with a
-traceback.
+a model call is under way, the block the new playhead needs goes to an urgent lane (a second
+thread) whose model call runs next, between two stages of the call under way (`ModelGate`;
+runtime.Runner runs a model in stages), and has the CPU to itself until its stems are in. Everything it has to say goes out as an event
+through `on_event` — progress, readiness, errors — and an error ends the worker cleanly (the
+player keeps playing the original mix); it never dies with a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+import numpy as np
 
 from tuiplayer.config import SIGNAL
 from tuiplayer.errors import TuiplayerError
@@ -37,7 +39,8 @@ class ModelReady:
 
 @dataclass(frozen=True)
 class BlocksDone:
-    """Blocks were added. done/total: blocks so far; seconds: the model call's duration."""
+    """Blocks were added. done/total: blocks so far; seconds: the call's own duration (STFT,
+    model, inverse STFT), not the time it waited for the other lane's."""
 
     model: str
     blocks: tuple[int, ...]
@@ -83,6 +86,46 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE)
 
 
+class ModelGate:
+    """One model stage at a time, and none of the main lane's while an urgent block is under way.
+
+    TensorFlow gives every call in the process the same executor threads: two calls at once
+    take as long as one after the other (runtime.PLAYER_THREADS). So what a seek's block can
+    win is its place in the queue: its model call goes next, between two stages of the call
+    under way (runtime.Runner runs a model in stages), and then has the CPU to itself.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._busy = False
+        self._urgent = 0  # urgent blocks under way
+
+    @contextlib.contextmanager
+    def urgent(self) -> Iterator[None]:
+        """An urgent block, from its STFT to its stems: the main lane starts no stage meanwhile."""
+        with self._changed:
+            self._urgent += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._urgent -= 1
+                self._changed.notify_all()
+
+    @contextlib.contextmanager
+    def stage(self, urgent: bool) -> Iterator[None]:
+        """One stage of a model call: after the stage under way, and after urgent blocks unless urgent."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._busy and (urgent or not self._urgent))
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._busy = False
+                self._changed.notify_all()
+
+
 class SeparationWorker(threading.Thread):
     """Separates `song` with the model `load()` returns, playhead first.
 
@@ -112,6 +155,8 @@ class SeparationWorker(threading.Thread):
         self._separator: Separator | None = None
         self._busy: set[int] = set()  # blocks in a model call now (either lane)
         self._urgent: threading.Thread | None = None
+        self._gate = ModelGate()
+        self._lane = threading.local()  # waited_s: the time this lane's call spent waiting at the gate
 
     def seek(self, sample: int) -> None:
         """The playhead moved to `sample`: serve its block next (at once, in the urgent lane,
@@ -126,7 +171,7 @@ class SeparationWorker(threading.Thread):
                 return
             blocks = blocks[:1]  # a second one (a cross-fade) is the main lane's next call
             self._busy.update(blocks)
-            self._urgent = threading.Thread(target=self._separate, args=(blocks,), daemon=True,
+            self._urgent = threading.Thread(target=self._separate_urgent, args=(blocks,), daemon=True,
                                             name=f"separate-{self.model}-urgent")
             self._urgent.start()
 
@@ -164,7 +209,7 @@ class SeparationWorker(threading.Thread):
         if self._playhead is not None:
             self._catch_up(self._playhead())
         with self._lock:
-            self._separator = Separator(predict, stft=self.song.stft)
+            self._separator = Separator(self._gated(predict), stft=self.song.stft)
         while not self._cancel.is_set():
             with self._lock:
                 taken = self.song.done.copy()
@@ -182,9 +227,35 @@ class SeparationWorker(threading.Thread):
             if not self._separate(batch):
                 return
 
+    def _gated(self, predict: Predict) -> Predict:
+        """predict through the gate: stage by stage where it has stages (runtime.Runner), else whole."""
+
+        def gated(magnitudes: np.ndarray) -> np.ndarray:
+            step = functools.partial(self._waiting, threading.current_thread() is self._urgent)
+            in_stages = getattr(predict, "call_in_stages", None)
+            if in_stages is not None:
+                return in_stages(magnitudes, step)
+            with step():
+                return predict(magnitudes)
+
+        return gated
+
+    @contextlib.contextmanager
+    def _waiting(self, urgent: bool) -> Iterator[None]:
+        """A stage through the gate; the time it waited to start counts in this lane's waited_s."""
+        asked = time.perf_counter()
+        with self._gate.stage(urgent):
+            self._lane.waited_s += time.perf_counter() - asked
+            yield
+
+    def _separate_urgent(self, blocks: list[int]) -> None:
+        with self._gate.urgent():
+            self._separate(blocks)
+
     def _separate(self, blocks: list[int]) -> bool:
         """One model call on `blocks` (claimed in _busy); False (and a Failed event) on an error."""
         call_start = time.perf_counter()
+        self._lane.waited_s = 0.0
         try:
             self._separator.run_blocks(self.song, blocks)  # type: ignore[union-attr]
         except Exception as error:
@@ -195,5 +266,5 @@ class SeparationWorker(threading.Thread):
             with self._lock:
                 self._busy.difference_update(blocks)
         self._on_event(BlocksDone(self.model, tuple(blocks), int(self.song.done.sum()), len(self.song.grid),
-                                  time.perf_counter() - call_start))
+                                  time.perf_counter() - call_start - self._lane.waited_s))
         return True

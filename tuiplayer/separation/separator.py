@@ -83,11 +83,10 @@ class SongSeparation:
             return
         first, stop = self.grid.frames(index)
         count = stop - first
-        kept = mask_ops.normalise(masks[:count])[..., : self.n_stems - 1]
-        full = mask_ops.extend(kept, spec.shape[1])
-        full *= self.grid.weights(index)[:, None, None, None]
+        stem_specs = mask_ops.weighted_stem_spectrograms(spec, masks[:count], self.grid.weights(index),
+                                                         self.n_stems - 1)
         # the stored stems as extra channels, one inverse: (frames, n_freqs, channels · (n_stems - 1))
-        stem_specs = (spec[..., None] * full).reshape(count, spec.shape[1], -1)
+        stem_specs = stem_specs.reshape(count, spec.shape[1], -1)
         flat = self.stored.reshape(len(self.stored), -1)
         with self._adding:  # neighbouring blocks add into the same samples
             if self.done[index]:
