@@ -268,7 +268,7 @@ def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[
 
     first = cards[0]
     start = time.perf_counter()
-    session.add_model(first.name, first.sha256, lambda: runtime.load(first, threads=runtime.PLAYER_THREADS))
+    session.add_model(first.name, first.sha256, lambda: runtime.load_for_player(first))
     ready_at, seen = until(lambda e: isinstance(e, BlocksDone))
     load_s = next(e.load_s for e in seen if isinstance(e, ModelReady))
     first_block_s = ready_at - start
@@ -306,7 +306,7 @@ def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[
 
     for card in cards[1:]:  # the A/B partner, separated whole as well
         session.add_model(f"{card.name} (B)", card.sha256,
-                          lambda card=card: runtime.load(card, threads=runtime.PLAYER_THREADS))
+                          lambda card=card: runtime.load_for_player(card))
         until(lambda e: isinstance(e, Finished))
     session.close()
     return {

@@ -77,7 +77,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from tuiplayer.separation.cache import StemCache
 
     events: queue.Queue = queue.Queue()
-    player = Player(Path(args.file), audio, cards, lambda card: runtime.load(card, threads=runtime.PLAYER_THREADS),
+    player = Player(Path(args.file), audio, cards, runtime.load_for_player,
                     on_event=events.put, cache=StemCache())
     app = PlayerApp(player, device=args.device, audio=not args.no_audio, keymap=keymap, events=events)
     app.startup_probe = bool(os.environ.get("TUIPLAYER_STARTUP_PROBE"))

@@ -96,8 +96,8 @@ class Runner:
         return masks
 
 
-STAGES = 3
-"""Parts a traced model call is cut into (see Runner)."""
+PLAYER_STAGES = 3
+"""Parts the player's traced model calls are cut into (see Runner); batch jobs run one graph."""
 
 
 def _traced(stage: Stage) -> Stage:
@@ -124,10 +124,11 @@ a call took 0.135 s at (1, 1) and 0.091 s at (1, 2); at (1, 1) two calls at once
 as one after the other (TensorFlow's one executor thread interleaves them)."""
 
 
-def load(card: ModelCard, threads: tuple[int, int] | None = None) -> Runner:
+def load(card: ModelCard, threads: tuple[int, int] | None = None, stages: int = 1) -> Runner:
     """Load the model a card describes; ModelError (one line) if it is missing, corrupt or foreign.
 
-    threads: TensorFlow's (intra-op, inter-op) threads; default every core for one op at a time.
+    threads: TensorFlow's (intra-op, inter-op) threads; default every core for one op at a
+    time. stages: parts a traced call is cut into (see Runner).
     """
     weights = verify_weights(card)
     configure_threads(*(threads or (max(1, (os.cpu_count() or 1)), 1)))
@@ -142,4 +143,9 @@ def load(card: ModelCard, threads: tuple[int, int] | None = None) -> Runner:
     expected_in = (None, SIGNAL.n_frames, SIGNAL.n_bins, SIGNAL.channels)
     if tuple(model.input_shape) != expected_in:
         raise ModelError(f"{weights}: model takes {model.input_shape}, expected {expected_in}")
-    return Runner(card, model, [_traced(stage) for stage in split_model(model, STAGES)])
+    return Runner(card, model, [_traced(stage) for stage in split_model(model, stages)])
+
+
+def load_for_player(card: ModelCard) -> Runner:
+    """`load` as the player runs a model: PLAYER_THREADS, in PLAYER_STAGES."""
+    return load(card, threads=PLAYER_THREADS, stages=PLAYER_STAGES)

@@ -5,9 +5,10 @@ there, so the UI is up before TensorFlow is), then separates the song's blocks i
 scheduler's order until all are done or it is stopped. `seek` re-prioritises at once: when
 a model call is under way, the block the new playhead needs goes to an urgent lane (a second
 thread) whose model call runs next, between two stages of the call under way (`ModelGate`;
-runtime.Runner runs a model in stages), and has the CPU to itself until its stems are in. Everything it has to say goes out as an event
-through `on_event` — progress, readiness, errors — and an error ends the worker cleanly (the
-player keeps playing the original mix); it never dies with a traceback.
+runtime.Runner runs a model in stages), and has the CPU to itself until its stems are in.
+Everything it has to say goes out as an event through `on_event` — progress, readiness,
+errors — and an error ends the worker cleanly (the player keeps playing the original mix);
+it never dies with a traceback.
 """
 
 from __future__ import annotations
