@@ -139,3 +139,22 @@ def test_broken_model_files_give_one_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("tuiplayer: ")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_eval_bsseval_scores_the_oracle_above_the_floor(tmp_path: Path) -> None:
+    """--bsseval: museval's BSSEval v4 SDR, the oracle row above mixture/4 on every track."""
+    pytest.importorskip("museval")
+    valid = write_dataset(tmp_path / "valid", 2, seed=1)
+    report = tmp_path / "scores.json"
+    result = run_cli("eval", valid, "--oracle", "--bsseval", "--json", report)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("BSSEval v4 SDR (dB)")
+    scores = json.loads(report.read_text())
+    assert set(scores) == {"oracle", "mix4"}
+    for track in scores["oracle"]:
+        assert np.mean(list(scores["oracle"][track].values())) > np.mean(list(scores["mix4"][track].values())) + 5
+    plain = run_cli("eval", valid, "--oracle", "--json", tmp_path / "plain.json")
+    assert plain.returncode == 0 and plain.stdout.startswith("SDR (dB)")
+    plain_scores = json.loads((tmp_path / "plain.json").read_text())
+    assert plain_scores["oracle"]["track 0"]["bass"] != pytest.approx(scores["oracle"]["track 0"]["bass"], abs=0.1)

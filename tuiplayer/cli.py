@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import sys
@@ -289,14 +290,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.record and len(cards) != 1:
         raise BadInput("--record needs exactly one --model (the card the figures are written to)")
+    metric = "bsseval" if args.bsseval else "sdr"
+    if metric == "bsseval" and importlib.util.find_spec("museval") is None:
+        raise BadInput("--bsseval needs museval: pip install museval")
     scores = evaluation.evaluate(
-        songs(), models, progress=lambda row, track: print(f"  {row}: {track}", file=sys.stderr)
+        songs(), models, progress=lambda row, track: print(f"  {row}: {track}", file=sys.stderr), metric=metric
     )
-    print(evaluation.format_table(scores))
+    print(evaluation.format_table(scores, metric))
     if args.record:
         table = evaluation.summary(scores)
-        modelstore.record_metrics(cards[0], "sdr", args.record, {
-            "dataset": str(args.dataset), "tracks": len(tracks), "statistic": "median over tracks, dB",
+        modelstore.record_metrics(cards[0], metric, args.record, {
+            "dataset": str(args.dataset), "tracks": len(tracks),
+            "statistic": "median over tracks, dB" + (" (museval BSSEval v4: median over 1 s frames per track)"
+                                                     if metric == "bsseval" else ""),
             "model": table[cards[0].name], "oracle": table[evaluation.ORACLE_ROW],
             "mix4": table[evaluation.MIX4_ROW], "command": " ".join(["tuiplayer", *sys.argv[1:]]),
         })
@@ -389,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--subset", choices=("train", "test"), help="only this part of the dataset")
     evaluate.add_argument("--json", type=Path, metavar="FILE", help="also write every score to FILE")
     evaluate.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    evaluate.add_argument("--bsseval", action="store_true",
+                          help="BSSEval v4 SDR (museval, median over 1 s frames) instead of the whole-track SDR")
     evaluate.add_argument("--record", metavar="LABEL",
                           help="write the medians into the model's card under this dataset label")
     evaluate.set_defaults(run=cmd_eval)

@@ -163,8 +163,9 @@ def verify_weights(card: ModelCard) -> Path:
 def record_metrics(card: ModelCard, section: str, label: str, figures: dict[str, Any]) -> ModelCard:
     """Write measured figures into the card: card.metrics[section][label] = figures.
 
-    Used by `eval --record` (section "sdr") and `bench --record` (section "speed"); the
-    weights are untouched, so the checksum stays valid. The card is rewritten atomically.
+    Used by `eval --record` (section "sdr", or "bsseval" with --bsseval) and `bench --record`
+    (section "speed"); the weights are untouched, so the checksum stays valid. The card is
+    rewritten atomically.
     """
     from tuiplayer.files import write_text
 
