@@ -164,6 +164,8 @@ async def test_help_view_and_quit(tmp_path: Path) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("question_mark")
         assert app.screen.__class__.__name__ == "HelpScreen"
+        hint = app.screen.query_one(".hint").render()
+        assert '[keys] id = "key"' in getattr(hint, "plain", str(hint))  # shown as written, not as markup
         await pilot.press("escape")
         assert app.screen.__class__.__name__ == "Screen"
         await pilot.press("v")

@@ -54,7 +54,7 @@ class HelpScreen(ModalScreen[None]):
         with Vertical(id="help"):
             yield Label("Keys", classes="title")
             yield Static(rows)
-            yield Label("Remap them in ~/.config/tuiplayer/keys.toml ([keys] id = \"key\"). Esc closes.",
+            yield Label("Remap them in ~/.config/tuiplayer/keys.toml ([keys] id = \"key\"). Esc closes.", markup=False,
                         classes="hint")
 
 
