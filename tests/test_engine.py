@@ -226,22 +226,31 @@ def test_a_seek_goes_between_two_stages_of_the_model_call_under_way() -> None:
     np.testing.assert_allclose(separation.stems.sum(axis=-1), separation.audio, atol=2e-3)
 
 
-def test_the_first_block_is_where_playback_will_be_once_the_model_has_loaded() -> None:
+def test_the_first_call_covers_where_playback_will_be_once_the_model_has_loaded() -> None:
+    """Playback went on 20 s while the model loaded: the first call's two blocks give stems from
+    at most 1.2 s after where playback will be when it ends, to at least 3.3 s after it."""
     separation = song(60.0)
     playhead = [0]
+    ahead = 20 * SIGNAL.sample_rate + int(FIRST_CALL_LEAD_S * SIGNAL.sample_rate)  # playback then
+    covered = []
 
     def load():  # playback moves on 20 s while the model loads
         playhead[0] = 20 * SIGNAL.sample_rate
         return spectral_predict
 
+    def on_event(event) -> None:
+        if isinstance(event, BlocksDone) and not covered:
+            covered.append((event.blocks, separation.ready(ahead + int(1.2 * SIGNAL.sample_rate),
+                                                           ahead + int(3.3 * SIGNAL.sample_rate))))
+        events.put(event)
+
     events: queue.Queue = queue.Queue()
-    worker = SeparationWorker("m", load, separation, events.put, batch_size=1, playhead=lambda: playhead[0])
+    worker = SeparationWorker("m", load, separation, on_event, batch_size=1, playhead=lambda: playhead[0])
     worker.seek(0)
-    seen = run_worker(worker, events)
-    first = next(event for event in seen if isinstance(event, BlocksDone))
-    lead = int(FIRST_CALL_LEAD_S * SIGNAL.sample_rate)
-    assert first.blocks == (separation.block_at_sample(20 * SIGNAL.sample_rate + lead),)
-    assert first.blocks != (separation.block_at_sample(0),)
+    run_worker(worker, events)
+    blocks, ready = covered[0]
+    assert len(blocks) == 2 and blocks[1] == blocks[0] + 1 and ready
+    assert separation.block_at_sample(0) not in blocks
 
 
 def test_separation_runs_below_the_screen_s_priority() -> None:

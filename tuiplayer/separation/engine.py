@@ -68,9 +68,9 @@ class Failed:
 Event = ModelReady | BlocksDone | Finished | Failed
 
 
-FIRST_CALL_LEAD_S = 1.0
-"""How far playback gets during a model's first call, which runs eagerly (the hybrid on one
-thread: ~1 s for a block)."""
+FIRST_CALL_LEAD_S = 1.5
+"""How far playback gets during a model's first call, which runs eagerly (the hybrid, two
+blocks: 1.1-1.2 s, and their STFTs)."""
 
 
 BACKGROUND_NICE = 5
@@ -177,14 +177,16 @@ class SeparationWorker(threading.Thread):
             self._urgent.start()
 
     def _catch_up(self, sample: int) -> None:
-        """Playback went on while the model loaded (seconds): the first call takes the block
-        playback will be in when that call ends. Measured in the player (the demo, launched
-        fresh in tmux, 3 runs each): the hybrid's stems played 7.3-8.0 s after launch, against
-        8.8-9.4 s from the block where playback was when separation began. Two blocks in the
-        first call were slower still (eager calls wait on the screen's thread for the GIL)."""
-        first = self.song.block_at_sample(sample + int(FIRST_CALL_LEAD_S * SIGNAL.sample_rate))
+        """Playback went on while the model loaded (seconds): the first call takes the two
+        blocks whose stems cover where playback will be when it ends, from at most an overlap
+        (1.1 s) after that place to at least a step (3.3 s) after it. The second call traces
+        the graph (the hybrid: 2.2-2.8 s), so one block's share (2.2 s) would run out before
+        its neighbour is done."""
+        frame = (sample + int(FIRST_CALL_LEAD_S * SIGNAL.sample_rate)) // self.song.stft.config.hop_length
+        grid = self.song.grid
+        first = min(frame // grid.step, len(grid) - 1)
         with self._lock:
-            self._scheduler.move_to(first)
+            self._scheduler.move_to(first, tuple(range(first, min(first + 2, len(grid)))))
 
     def stop(self) -> None:
         """Cancel: the worker ends after the model call in progress."""
