@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 
@@ -27,7 +28,11 @@ def test_the_player_s_staged_calls_give_the_whole_model_s_masks() -> None:
     assert expected.shape == (2, SIGNAL.n_frames, SIGNAL.n_bins, SIGNAL.channels, 4)
     first = staged.call_in_stages(x, step)  # eager: the whole model, one step
     assert steps == [0]
-    for _ in range(2):  # traced: one step per stage
-        np.testing.assert_allclose(staged.call_in_stages(x, step), expected, atol=1e-5)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(2):  # traced: one step per stage
+            np.testing.assert_allclose(staged.call_in_stages(x, step), expected, atol=1e-5)
+        np.testing.assert_allclose(whole(x), expected, atol=1e-5)  # (traced, one graph)
+    assert not [w for w in caught if "structure" in str(w.message)]  # each graph gets inputs as it expects
     assert len(steps) == 1 + 2 * runtime.PLAYER_STAGES
     np.testing.assert_allclose(first, expected, atol=1e-5)

@@ -110,7 +110,8 @@ def _traced(stage: Stage) -> Stage:
 
     @tf.function(input_signature=[specs])
     def run(values: list[Any]) -> list[Any]:
-        return model(values, training=False)
+        # (Keras keeps a one-tensor input as that tensor, not a list of one)
+        return model(values if len(values) > 1 else values[0], training=False)
 
     return Stage(run, stage.takes, stage.gives)
 
