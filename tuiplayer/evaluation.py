@@ -8,8 +8,9 @@ approach) — and `mix4` — the mixture divided by four for each stem (the floo
 
 With `metric="bsseval"` the SDR is museval's BSSEval v4 instead (the SiSEC 2018 measure: SDR
 of 1-second frames that allows a 512-tap distortion filter, the median over the track's
-frames); its figures are higher than the plain SDR's for the same estimates and are what the
-older MUSDB18 papers report.
+frames), what the MUSDB18 papers of SiSEC 2018 report. Its figures differ from the plain
+SDR's for the same estimates (measured here, the hybrid: 5.22 against 5.84 dB on the synthetic
+held-out set, 3.48 against 3.19 on the real preview).
 """
 
 from __future__ import annotations

@@ -24,15 +24,21 @@ EPSILON = 1e-8
 """Below this total, a bin's masks are split evenly between the stems."""
 
 
+def _non_negative(masks: np.ndarray) -> np.ndarray:
+    """masks as float32, or ValueError if any is negative."""
+    masks = np.asarray(masks, dtype=np.float32)
+    if masks.size and float(masks.min()) < 0.0:
+        raise ValueError("masks must be non-negative")
+    return masks
+
+
 def normalise(masks: np.ndarray) -> np.ndarray:
     """Make non-negative masks sum to 1 over the stem (last) axis: m_j / Σ_k m_k.
 
     masks: (…, n_stems), non-negative. Bins where all stems are (near) zero get 1/n_stems
     each, so the stems still add up to the mixture there.
     """
-    masks = np.asarray(masks, dtype=np.float32)
-    if masks.size and float(masks.min()) < 0.0:
-        raise ValueError("masks must be non-negative")
+    masks = _non_negative(masks)
     total = masks.sum(axis=-1, keepdims=True)
     even = np.float32(1.0 / masks.shape[-1])
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -76,17 +82,14 @@ def weighted_stem_spectrograms(spec: np.ndarray, masks: np.ndarray, weights: np.
     """
     n_frames, n_bins, channels, n_stems = masks.shape
     n_freqs = spec.shape[1]
-    masks = np.asarray(masks, dtype=np.float32)
-    if masks.size and float(masks.min()) < 0.0:
-        raise ValueError("masks must be non-negative")
+    masks = _non_negative(masks)
+    per_frame = np.asarray(weights, dtype=np.float32)[:, None, None, None]
     total = masks.sum(axis=-1, keepdims=True)  # (n_frames, n_bins, channels, 1)
     silent = total <= EPSILON
     # the kept stems' share, weighted per frame: (n_frames, n_bins, channels, n_kept)
-    scale = weights.astype(np.float32)[:, None, None, None] / np.where(silent, np.float32(1), total)
-    kept = masks[..., :n_kept] * scale
-    if silent.any():
-        np.copyto(kept, weights.astype(np.float32)[:, None, None, None] / n_stems,
-                  where=np.broadcast_to(silent, kept.shape))
+    kept = masks[..., :n_kept] * (per_frame / np.where(silent, np.float32(1), total))
+    if silent.any():  # an even split, as normalise makes
+        np.copyto(kept, per_frame / n_stems, where=np.broadcast_to(silent, kept.shape))
     out = np.empty((n_frames, n_freqs, channels, n_kept), dtype=np.complex64)
     np.multiply(spec[:, :n_bins, :, None], kept, out=out[:, :n_bins])
     if n_freqs > n_bins:
@@ -103,12 +106,12 @@ def stems_from_masks(stft: Stft, spec: np.ndarray, masks: np.ndarray, n_samples:
     masks: (n_frames, n_bins, channels, n_stems), any non-negative values (normalised here);
     → stems (n_samples, channels, n_stems) float32 whose sum over stems is the mixture.
     """
-    full = extend(normalise(masks), spec.shape[1])
-    n_stems = full.shape[-1]
+    n_stems = masks.shape[-1]
+    stem_specs = weighted_stem_spectrograms(spec, masks, np.ones(len(spec), dtype=np.float32), n_stems)
     stems = np.empty((n_samples, spec.shape[2], n_stems), dtype=np.float32)
     for j in range(n_stems):
         # one stem at a time: (n_frames, n_freqs, channels) complex64
-        stems[..., j] = stft.inverse(spec * full[..., j], n_samples)
+        stems[..., j] = stft.inverse(np.ascontiguousarray(stem_specs[..., j]), n_samples)
     return stems
 
 

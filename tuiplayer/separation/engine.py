@@ -233,9 +233,10 @@ class SeparationWorker(threading.Thread):
     def _gated(self, predict: Predict) -> Predict:
         """predict through the gate: stage by stage where it has stages (runtime.Runner), else whole."""
 
+        in_stages = getattr(predict, "call_in_stages", None)
+
         def gated(magnitudes: np.ndarray) -> np.ndarray:
             step = functools.partial(self._waiting, threading.current_thread() is self._urgent)
-            in_stages = getattr(predict, "call_in_stages", None)
             if in_stages is not None:
                 return in_stages(magnitudes, step)
             with step():
