@@ -116,13 +116,13 @@ def _traced(stage: Stage) -> Stage:
     return Stage(run, stage.takes, stage.gives)
 
 
-PLAYER_THREADS = (1, 2)
-"""TensorFlow's (intra-op, inter-op) threads while playing: a call uses both cores through
-independent ops side by side, with no parallel loops that spin-wait on a busy core (DESIGN.md
-§4), and the separation's threads run at a lower priority than the screen's
-(separation.engine.BACKGROUND_NICE). Measured, the hybrid at batch 1 on this 2-core machine:
-a call took 0.135 s at (1, 1) and 0.091 s at (1, 2); at (1, 1) two calls at once took as long
-as one after the other (TensorFlow's one executor thread interleaves them)."""
+PLAYER_THREADS = (1, 1)
+"""TensorFlow's (intra-op, inter-op) threads while playing: one core for separation, the other
+left to the sound process and the screen (DESIGN.md §4). Measured, the hybrid at batch 1 on
+this 2-core machine: a call takes 0.135 s at (1, 1) and 0.091 s at (1, 2), but at (1, 2) the
+end-to-end test's sound process underflowed in 2 of 5 runs (0 of 4 at (1, 1), the same code
+otherwise). Two calls at once at (1, 1) take as long as one after the other (one executor
+thread interleaves them), hence separation.engine.ModelGate."""
 
 
 def load(card: ModelCard, threads: tuple[int, int] | None = None, stages: int = 1) -> Runner:
