@@ -85,11 +85,17 @@ def test_train_writes_a_model_folder_that_eval_and_the_player_can_load(
     assert recorded["tracks"] == 2 and set(recorded["oracle"]) == {*STEMS, "mean"}
     modelstore.verify_weights(modelstore.resolve("tiny"))  # the card still matches the weights
 
-    more = run_cli("train", "--data", data, "--arch", "unet", "--out", models / "tiny2", "--init", "tiny",
-                   "--steps", "2", "--steps-per-epoch", "2", "--batch-size", "2", "--run-dir", tmp_path / "run2")
+    more = run_cli("train", "--data", data, "--validation", valid, "--arch", "unet", "--out", models / "tiny2",
+                   "--init", "tiny", "--steps", "2", "--steps-per-epoch", "2", "--batch-size", "2",
+                   "--run-dir", tmp_path / "run2", "--stem-weights", "0.5,1,2,2", "--select", "weakest")
     assert more.returncode == 0, more.stderr
     continued = modelstore.resolve("tiny2")
     assert continued.training["steps"] == 6 + 2 and continued.training["continued_from"]["model"] == "tiny"
+    assert continued.training["stem_weights"] == {"vocals": 0.5, "drums": 1.0, "bass": 2.0, "other": 2.0}
+    assert continued.training["selection"] == "weakest"
+    history = json.loads((tmp_path / "run2" / "state.json").read_text())["history"]
+    weakest = min(history[0]["val_sdr"][stem] - mix4 for stem, mix4 in _mix4(valid).items())
+    assert continued.training["best_validation_sdr"] == pytest.approx(weakest, abs=1e-6)
     assert modelstore.read_index(models) == {"default": "tiny", "ab": "tiny2"}
 
     speed = run_cli("bench", "--seconds", "2", "--model", "tiny", "--json", tmp_path / "bench.json", "--record",
@@ -100,6 +106,38 @@ def test_train_writes_a_model_folder_that_eval_and_the_player_can_load(
     assert next(iter(modelstore.resolve("tiny").metrics["speed"].values()))["rtf"] == figures["rtf"]
     engine = json.loads((tmp_path / "bench.json").read_text())["engine"]
     assert engine["song_s"] == 30 and engine["peak_rss_mb"] > 0 and engine["seek_s"] > 0
+
+
+def _mix4(dataset: Path) -> dict[str, float]:
+    """The mixture/4 row's median SDR per stem on the first 20 s of a dataset's tracks."""
+    from tuiplayer import evaluation
+    from tuiplayer.data.tracks import find_tracks
+
+    songs = []
+    for track in find_tracks(dataset):
+        stems = track.load_stems()
+        songs.append((track.name, np.stack([stems[name][: 20 * 44100] for name in STEMS], axis=-1)))
+    row = evaluation.summary(evaluation.evaluate(songs, {}, oracle=False))[evaluation.MIX4_ROW]
+    return {stem: row[stem] for stem in STEMS}
+
+
+def test_selection_scores_the_mean_or_the_weakest_stem_over_the_floor() -> None:
+    from tuiplayer.nn.train import selection_score
+
+    model = {"vocals": 9.0, "drums": 5.0, "bass": 4.0, "other": 4.5, "mean": 5.625}
+    mix4 = {"vocals": 1.5, "drums": 1.0, "bass": 1.5, "other": 1.0, "mean": 1.25}
+    assert selection_score(model, mix4, "mean") == 5.625
+    assert selection_score(model, mix4, "weakest") == pytest.approx(2.5)  # bass: 4.0 − 1.5
+
+
+@pytest.mark.parametrize("bad", [{"select": "best"}, {"stem_weights": (1.0, 1.0)}, {"stem_weights": (0.0,) * 4},
+                                 {"stem_weights": (1.0, -1.0, 1.0, 1.0)}])
+def test_train_config_refuses_bad_selection_and_weights(bad: dict) -> None:
+    from tuiplayer.errors import BadInput
+    from tuiplayer.nn.train import TrainConfig
+
+    with pytest.raises(BadInput):
+        TrainConfig(data=("d",), arch="unet", out="o", run_dir="r", **bad)
 
 
 def test_a_tiny_model_learns(tmp_path: Path) -> None:

@@ -259,6 +259,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate, seed=args.seed,
         validation=str(args.validation) if args.validation else None, hours=args.hours,
         version=args.version, options=parse_options(args.option), init=args.init,
+        stem_weights=args.stem_weights, select=args.select,
     )
     for folder in (*config.data, *([config.validation] if config.validation else [])):
         if not Path(folder).is_dir():
@@ -321,6 +322,17 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive whole number, not {text}")
     return value
+
+
+def _stem_weights(text: str) -> tuple[float, ...]:
+    """"V,D,B,O" → four non-negative loss weights in STEMS order."""
+    try:
+        weights = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        weights = ()
+    if len(weights) != 4 or min(weights) < 0 or max(weights) <= 0:
+        raise argparse.ArgumentTypeError(f"must be four numbers ≥ 0 (vocals,drums,bass,other), not {text}")
+    return weights
 
 
 def _player_options(parser: argparse.ArgumentParser) -> None:
@@ -416,6 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--version", default="0.1", help="version written on the card")
     train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="architecture size option (repeatable)")
+    train.add_argument("--stem-weights", type=_stem_weights, metavar="V,D,B,O",
+                       help="loss weight per stem (vocals, drums, bass, other); default 1,1,1,1")
+    train.add_argument("--select", choices=("mean", "weakest"), default="mean",
+                       help="keep the epoch with the best mean SDR, or whose weakest stem is furthest above mixture/4")
     train.add_argument("--init", metavar="MODEL", help="start from this model's weights (continue training)")
     train.add_argument("--run-dir", type=Path, help="checkpoints and logs (default runs/NAME)")
     train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")

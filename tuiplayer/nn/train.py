@@ -33,6 +33,9 @@ from tuiplayer.errors import BadInput
 from tuiplayer.files import write_text
 from tuiplayer.modelstore import CARD_FILE, INDEX_FILE, WEIGHTS_FILE, file_sha256
 
+SELECTIONS = ("mean", "weakest")
+"""How `train` picks the validation epoch whose weights it keeps (TrainConfig.select)."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -44,6 +47,10 @@ class TrainConfig:
     much training time (the run can be resumed). options: the architecture's size options.
     init: a model (name or folder) whose weights start this run — training continued on new
     data or in a later session; its card's steps and hours are carried into the new card.
+    stem_weights: the loss's weight per stem (STEMS order), or None for all 1 — weight the
+    stems a model separates worst. select: which validation epoch's weights are kept, one of
+    SELECTIONS: "mean", the best mean SDR over the stems; "weakest", the best margin of the
+    weakest stem over mixture/4 (every stem well above the floor, DESIGN.md §7).
     """
 
     data: tuple[str, ...]
@@ -62,6 +69,16 @@ class TrainConfig:
     version: str = "0.1"
     options: dict[str, Any] = field(default_factory=dict)
     init: str | None = None
+    stem_weights: tuple[float, ...] | None = None
+    select: str = "mean"
+
+    def __post_init__(self) -> None:
+        if self.select not in SELECTIONS:
+            raise BadInput(f"select must be one of {', '.join(SELECTIONS)}. Received: {self.select!r}")
+        if self.stem_weights is not None and (
+            len(self.stem_weights) != len(STEMS) or min(self.stem_weights) < 0 or max(self.stem_weights) <= 0
+        ):
+            raise BadInput(f"stem weights must be {len(STEMS)} numbers ≥ 0 ({', '.join(STEMS)}), not all 0")
 
     @property
     def epochs(self) -> int:
@@ -140,6 +157,14 @@ def _validation_songs(config: TrainConfig) -> list[tuple[str, np.ndarray]]:
     return songs
 
 
+def selection_score(model: dict[str, float], mix4: dict[str, float], select: str) -> float:
+    """The validation figure `train` maximises (dB): the model's mean SDR ("mean") or its
+    weakest stem's margin over mixture/4 ("weakest"). model, mix4: {stem: dB, "mean": dB}."""
+    if select == "weakest":
+        return min(model[stem] - mix4[stem] for stem in STEMS)
+    return model["mean"]
+
+
 def _save_keras(model: Any, path: Path) -> None:
     """Save atomically: Keras writes a temporary `.keras` beside `path`, then it is moved in place."""
     tmp = path.with_name(f".{path.stem}.tmp.keras")
@@ -151,7 +176,7 @@ def train(config: TrainConfig, *, resume: bool = True, force: bool = False, log=
     """Run (or resume) training; returns the model folder written."""
     import keras
 
-    from tuiplayer.evaluation import evaluate, summary
+    from tuiplayer.evaluation import MIX4_ROW, evaluate, summary
     from tuiplayer.nn.models import build_model
     from tuiplayer.nn.models.losses import StemMagnitudeL1, with_stem_estimates
     from tuiplayer.separation.separator import Separator
@@ -180,7 +205,8 @@ def train(config: TrainConfig, *, resume: bool = True, force: bool = False, log=
             schedule = keras.optimizers.schedules.CosineDecay(
                 config.learning_rate, decay_steps=config.steps, alpha=0.05
             )
-            trainer.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0), loss=StemMagnitudeL1())
+            loss = StemMagnitudeL1(stem_weights=config.stem_weights)
+            trainer.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0), loss=loss)
     write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2) + "\n", force=True)
     log(f"{config.arch}: {separator.count_params():,} parameters; {hardware()}")
 
@@ -206,10 +232,11 @@ def train(config: TrainConfig, *, resume: bool = True, force: bool = False, log=
                                   "loss": float(history.history["loss"][-1]), "train_s": state["train_s"]}
         if validation:
             separate = Separator(lambda x: np.asarray(separator.predict_on_batch(x)))
-            table = summary(evaluate(validation, {"model": separate}, oracle=False))["model"]
-            record["val_sdr"] = table
-            if state["best_sdr"] is None or table["mean"] > state["best_sdr"]:
-                state["best_sdr"] = table["mean"]
+            tables = summary(evaluate(validation, {"model": separate}, oracle=False))
+            record["val_sdr"] = table = tables["model"]
+            score = selection_score(table, tables[MIX4_ROW], config.select)
+            if state["best_sdr"] is None or score > state["best_sdr"]:
+                state["best_sdr"] = score
                 _save_keras(separator, best_file)
         state["epoch"] = epoch + 1
         state["history"].append(record)
@@ -305,6 +332,8 @@ def write_model_folder(separator: Any, config: TrainConfig, state: dict[str, Any
             "hardware": hardware(),
             "backend": _backend(),
             "options": config.options,
+            **({"stem_weights": dict(zip(STEMS, config.stem_weights, strict=True))} if config.stem_weights else {}),
+            "selection": config.select,
             "final_loss": last.get("loss"),
             "best_validation_sdr": state.get("best_sdr"),
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
