@@ -109,15 +109,12 @@ def test_train_writes_a_model_folder_that_eval_and_the_player_can_load(
 
 
 def _mix4(dataset: Path) -> dict[str, float]:
-    """The mixture/4 row's median SDR per stem on the first 20 s of a dataset's tracks."""
+    """The mixture/4 row's median SDR per stem on the songs training validates with."""
     from tuiplayer import evaluation
-    from tuiplayer.data.tracks import find_tracks
+    from tuiplayer.nn.train import TrainConfig, _validation_songs
 
-    songs = []
-    for track in find_tracks(dataset):
-        stems = track.load_stems()
-        songs.append((track.name, np.stack([stems[name][: 20 * 44100] for name in STEMS], axis=-1)))
-    row = evaluation.summary(evaluation.evaluate(songs, {}, oracle=False))[evaluation.MIX4_ROW]
+    config = TrainConfig(data=(), arch="unet", out="", run_dir="", validation=str(dataset))
+    row = evaluation.summary(evaluation.evaluate(_validation_songs(config), {}, oracle=False))[evaluation.MIX4_ROW]
     return {stem: row[stem] for stem in STEMS}
 
 

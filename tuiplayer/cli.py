@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tuiplayer import __version__
-from tuiplayer.config import STEMS
+from tuiplayer.config import MODEL_SELECTIONS, STEMS
 from tuiplayer.errors import BadInput, TuiplayerError
 from tuiplayer.files import write_text
 
@@ -324,15 +324,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _stem_weights(text: str) -> tuple[float, ...]:
-    """"V,D,B,O" → four non-negative loss weights in STEMS order."""
+def _numbers(text: str) -> tuple[float, ...]:
+    """"0.5,1,2,2" → (0.5, 1.0, 2.0, 2.0) (what they must be is checked where they are used)."""
     try:
-        weights = tuple(float(part) for part in text.split(","))
+        return tuple(float(part) for part in text.split(","))
     except ValueError:
-        weights = ()
-    if len(weights) != 4 or min(weights) < 0 or max(weights) <= 0:
-        raise argparse.ArgumentTypeError(f"must be four numbers ≥ 0 (vocals,drums,bass,other), not {text}")
-    return weights
+        raise argparse.ArgumentTypeError(f"must be numbers separated by commas, not {text}") from None
 
 
 def _player_options(parser: argparse.ArgumentParser) -> None:
@@ -428,9 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--version", default="0.1", help="version written on the card")
     train.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                        help="architecture size option (repeatable)")
-    train.add_argument("--stem-weights", type=_stem_weights, metavar="V,D,B,O",
+    train.add_argument("--stem-weights", type=_numbers, metavar="V,D,B,O",
                        help="loss weight per stem (vocals, drums, bass, other); default 1,1,1,1")
-    train.add_argument("--select", choices=("mean", "weakest"), default="mean",
+    train.add_argument("--select", choices=MODEL_SELECTIONS, default="mean",
                        help="keep the epoch with the best mean SDR, or whose weakest stem is furthest above mixture/4")
     train.add_argument("--init", metavar="MODEL", help="start from this model's weights (continue training)")
     train.add_argument("--run-dir", type=Path, help="checkpoints and logs (default runs/NAME)")

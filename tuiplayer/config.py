@@ -11,6 +11,10 @@ from dataclasses import asdict, dataclass
 STEMS: tuple[str, ...] = ("vocals", "drums", "bass", "other")
 """Stem names, in the order used everywhere (arrays, files, model outputs, UI strips)."""
 
+MODEL_SELECTIONS: tuple[str, ...] = ("mean", "weakest")
+"""How training picks the validation epoch it keeps: the best mean SDR, or the weakest stem's
+best margin over mixture/4 (`tuiplayer train --select`)."""
+
 
 @dataclass(frozen=True)
 class SignalConfig:

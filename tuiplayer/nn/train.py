@@ -28,13 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from tuiplayer.config import SIGNAL, STEMS
+from tuiplayer.config import MODEL_SELECTIONS, SIGNAL, STEMS
 from tuiplayer.errors import BadInput
 from tuiplayer.files import write_text
 from tuiplayer.modelstore import CARD_FILE, INDEX_FILE, WEIGHTS_FILE, file_sha256
-
-SELECTIONS = ("mean", "weakest")
-"""How `train` picks the validation epoch whose weights it keeps (TrainConfig.select)."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +46,7 @@ class TrainConfig:
     data or in a later session; its card's steps and hours are carried into the new card.
     stem_weights: the loss's weight per stem (STEMS order), or None for all 1 — weight the
     stems a model separates worst. select: which validation epoch's weights are kept, one of
-    SELECTIONS: "mean", the best mean SDR over the stems; "weakest", the best margin of the
+    MODEL_SELECTIONS: "mean", the best mean SDR over the stems; "weakest", the best margin of the
     weakest stem over mixture/4 (every stem well above the floor, DESIGN.md §7).
     """
 
@@ -73,8 +70,8 @@ class TrainConfig:
     select: str = "mean"
 
     def __post_init__(self) -> None:
-        if self.select not in SELECTIONS:
-            raise BadInput(f"select must be one of {', '.join(SELECTIONS)}. Received: {self.select!r}")
+        if self.select not in MODEL_SELECTIONS:
+            raise BadInput(f"select must be one of {', '.join(MODEL_SELECTIONS)}. Received: {self.select!r}")
         if self.stem_weights is not None and (
             len(self.stem_weights) != len(STEMS) or min(self.stem_weights) < 0 or max(self.stem_weights) <= 0
         ):
