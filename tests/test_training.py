@@ -99,13 +99,13 @@ def test_train_writes_a_model_folder_that_eval_and_the_player_can_load(
     assert modelstore.read_index(models) == {"default": "tiny", "ab": "tiny2"}
 
     speed = run_cli("bench", "--seconds", "2", "--model", "tiny", "--json", tmp_path / "bench.json", "--record",
-                    "--engine-seconds", "30")
+                    "--engine-seconds", "300")
     assert speed.returncode == 0, speed.stderr
     figures = json.loads((tmp_path / "bench.json").read_text())["models"]["tiny"]
     assert figures["block_s"] > 0 and abs(figures["rtf"] - figures["block_s"] / 4.458) < 1e-3
     assert next(iter(modelstore.resolve("tiny").metrics["speed"].values()))["rtf"] == figures["rtf"]
     engine = json.loads((tmp_path / "bench.json").read_text())["engine"]
-    assert engine["song_s"] == 30 and engine["peak_rss_mb"] > 0 and engine["seek_s"] > 0
+    assert engine["song_s"] == 300 and engine["peak_rss_mb"] > 0 and engine["seek_s"] > 0
 
 
 def _mix4(dataset: Path) -> dict[str, float]:
