@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,21 +59,35 @@ class Pulse:
             time.sleep(0.1)
         subprocess.run(["pactl", "set-default-sink", "out"], env=self.env, check=True, capture_output=True)
         self.recorder: subprocess.Popen | None = None
-        self.heard = home / "heard.raw"
+        self._reader: threading.Thread | None = None
+        self._bytes = bytearray()
+        self._arrivals: list[tuple[float, int]] = []  # (time.monotonic(), frames received by then)
 
-    def record(self) -> float:
-        """Start recording; returns the time it started."""
+    def record(self) -> None:
+        """Start recording; a thread timestamps each piece of sound as it arrives."""
         self.recorder = subprocess.Popen(
             ["parec", "-d", "out.monitor", "--format=float32le", "--rate=44100", "--channels=2",
-             "--latency-msec=20"], env=self.env, stdout=self.heard.open("wb"), stderr=subprocess.DEVNULL)
-        return time.monotonic()
+             "--latency-msec=20"], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._reader = threading.Thread(target=self._read, args=(self.recorder.stdout,), daemon=True)
+        self._reader.start()
 
-    def recording(self) -> np.ndarray:
-        """Stop recording: what was heard (n, 2) float32."""
-        assert self.recorder is not None
+    def _read(self, pipe) -> None:
+        while piece := os.read(pipe.fileno(), 1 << 16):
+            self._bytes += piece
+            self._arrivals.append((time.monotonic(), len(self._bytes) // 8))
+
+    def recording(self) -> tuple[np.ndarray, float]:
+        """Stop recording: what was heard (n, 2) float32, and the time.monotonic() at which its
+        first frame was heard. A frame arrives after it is heard, never before, so the earliest
+        of (arrival − frames before it) over all pieces is that time, late by at most the
+        quickest delivery; the delay of the pieces still in flight at the stop does not count."""
+        assert self.recorder is not None and self._reader is not None
         self.recorder.send_signal(signal.SIGINT)
         self.recorder.wait(5)
-        return np.fromfile(self.heard, dtype="<f4").reshape(-1, 2)
+        self._reader.join(5)
+        heard = np.frombuffer(bytes(self._bytes[: len(self._bytes) // 8 * 8]), dtype="<f4").reshape(-1, 2)
+        first_heard = min(at - frames / SIGNAL.sample_rate for at, frames in self._arrivals)
+        return heard, first_heard
 
     def close(self) -> None:
         for process in (self.recorder, self.server):
@@ -152,10 +167,9 @@ def test_what_is_heard_follows_the_keys(pulse: Pulse, tmp_path: Path) -> None:
             began = time.monotonic() - start
             time.sleep(3.0)
             phases[phase] = (began + SETTLE_S, time.monotonic() - start - 0.2)
-        stopped = time.monotonic()
-        heard = pulse.recording()
-        # the recording is paced in real time: its first sample was heard this long before `start`
-        lead = len(heard) / SIGNAL.sample_rate - (stopped - start)
+        heard, first_heard = pulse.recording()
+        # into recording time: the recording's first frame was heard this long before `start`
+        lead = start - first_heard
         phases = {phase: (first + lead, last + lead) for phase, (first, last) in phases.items()}
         screen = terminal.screen()
         terminal.keys("q")
