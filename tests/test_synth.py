@@ -193,11 +193,44 @@ def test_missing_fluidsynth_is_bad_input(monkeypatch: pytest.MonkeyPatch) -> Non
         fluid.load_library()
 
 
-@pytest.mark.parametrize("kwargs", [{"songs": 0}, {"seconds": 0.5}, {"seed": -1}, {"jobs": 0}])
+@pytest.mark.parametrize("kwargs", [{"songs": 0}, {"seconds": 0.5}, {"seed": -1}, {"jobs": 0}, {"recipe": 3}])
 def test_bad_arguments(kwargs: dict[str, float], tmp_path: Path) -> None:
     args = {"songs": 1, "seconds": 3.0, "seed": 1} | kwargs
     with pytest.raises(BadInput):
         generate(tmp_path, **args)
+
+
+# ---------------------------------------------------------------- production recipes
+
+
+def test_recipe_2_drives_guitars_and_basses_recipe_1_never(resources: Resources, tmp_path: Path) -> None:
+    """The same rock song under both recipes: the same score and instruments; recipe 2 puts a
+    guitar through an amp and drives the bass, with different "other" and bass audio to show for it."""
+    rendered = {}
+    for seed in range(1, 60):
+        for song in plan_songs(3, SECONDS, seed, resources):
+            guitars = [p for p in song.parts if p.stem == "other" and p.program in range(24, 32)]
+            if song.genre != "rock" or not guitars:
+                continue
+            docs = {recipe: json.loads((render_to_folder(song, resources, tmp_path / str(recipe), False, recipe)
+                                        / "song.json").read_text()) for recipe in (1, 2)}
+            amped = [k for k, notes in docs[2]["production"]["effects"].items() if any("amp" in n for n in notes)]
+            driven = any(n.startswith("drive") for n in docs[2]["production"]["effects"]["bass"])
+            if amped and driven:
+                rendered = {recipe: _read(tmp_path / str(recipe) / song.name) for recipe in (1, 2)}
+                break
+        if rendered:
+            break
+    assert rendered, "no rock song with an amped guitar and a driven bass under recipe 2"
+    assert [d["production"]["recipe"] for d in docs.values()] == [1, 2]
+    assert docs[1]["stems"] == docs[2]["stems"] and docs[1]["production"]["sources"] == docs[2]["production"]["sources"]
+    one = docs[1]["production"]["effects"]
+    assert not any(n.startswith(("amp", "drive", "ladder")) for notes in one.values() for n in notes)
+    for stem in ("other", "bass"):
+        assert _db(rendered[2][stem] - rendered[1][stem]) > _db(rendered[1][stem]) - 20, f"{stem} sounds the same"
+    mixture = rendered[2]["mixture"]
+    assert np.array_equal(mixture, sum(rendered[2][stem] for stem in STEMS).astype(np.float32)) or \
+        float(np.max(np.abs(mixture - sum(rendered[2][stem] for stem in STEMS)))) < 1e-6
 
 
 # ---------------------------------------------------------------- rests are silent

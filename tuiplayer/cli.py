@@ -240,7 +240,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     try:
         paths = generate(args.out, songs=args.songs, seconds=args.seconds, seed=args.seed,
-                         soundfonts=args.soundfont or None, jobs=args.jobs, force=args.force, progress=progress)
+                         soundfonts=args.soundfont or None, jobs=args.jobs, force=args.force, progress=progress,
+                         recipe=args.recipe)
     finally:
         bar.stop()
     print(f"{len(paths)} songs in {args.out}")
@@ -394,6 +395,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--soundfont", type=Path, action="append", metavar="PATH",
                        help="General MIDI soundfont (repeatable; default: the Debian ones)")
     synth.add_argument("--jobs", type=_positive_int, help="songs rendered at once (default: the CPU count)")
+    synth.add_argument("--recipe", type=int, default=None,
+                       help="production recipe: 1 as the shipped models' data, 2 adds guitar amps and bass tone "
+                            "(default: the newest)")
     synth.add_argument("--force", action="store_true", help="replace songs that exist already")
     synth.set_defaults(run=cmd_synth)
 

@@ -29,6 +29,9 @@ from tuiplayer.synth.score import Song
 DEMO_SEED = 1254
 """Seed of the bundled demo song (song index 0 of that seed)."""
 
+DEMO_RECIPE = 1
+"""The production recipe (generate.RECIPES) the bundled demo was rendered with."""
+
 DEMO_SECONDS = 30.0
 DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
 """Where the demo lives inside the package."""
@@ -83,7 +86,7 @@ def make_demo(out_dir: Path = DEMO_DIR, seed: int = DEMO_SEED, force: bool = Fal
 
                 raise OutputExistsError(f"{out_dir / name}.flac: exists already (use --force to overwrite)")
     with tempfile.TemporaryDirectory(prefix="tuiplayer-demo-") as tmp:
-        folder = render_to_folder(song, resources, Path(tmp), force=True)
+        folder = render_to_folder(song, resources, Path(tmp), force=True, recipe=DEMO_RECIPE)
         stems = {s: sf.read(folder / f"{s}.wav", dtype="float32")[0] for s in STEMS}
         document = json.loads((folder / "song.json").read_text())
     stems["mixture"] = mixture_of(stems)

@@ -34,6 +34,13 @@ MIN_SECONDS, MAX_SECONDS = 2.0, 1200.0
 
 SONG_JSON_VERSION = 1
 
+RECIPES = (1, 2)
+"""Production recipes, oldest first. A seed gives the same songs under each, produced
+differently: 1, the first (the shipped models' data); 2 adds guitar amps (production.amp) and
+bass tone (production.bass_tone). Song i's bytes depend on (recipe, seed, i)."""
+RECIPE = RECIPES[-1]
+"""What `tuiplayer synth` renders unless --recipe says otherwise."""
+
 _KITS: dict[Path, dict[str, Kit]] = {}
 
 
@@ -105,13 +112,13 @@ def song_document(song: Song, info: dict[str, object]) -> dict[str, object]:
     }
 
 
-def render_to_folder(song: Song, resources: Resources, out_dir: Path, force: bool) -> Path:
+def render_to_folder(song: Song, resources: Resources, out_dir: Path, force: bool, recipe: int = RECIPE) -> Path:
     """Render one song and write its folder (stems, mixture, then song.json last)."""
     from tuiplayer.synth.fluid import shared_renderer
     from tuiplayer.synth.render import render_song
 
     renderer = shared_renderer(resources.soundfonts)
-    rendered = render_song(song, renderer, _kits(resources.drumkits_dir), resources.espeak)
+    rendered = render_song(song, renderer, _kits(resources.drumkits_dir), resources.espeak, recipe)
     folder = out_dir / song.name
     stems = {stem: np.ascontiguousarray(rendered.stems[stem], dtype=np.float32) for stem in STEMS}
     for stem in STEMS:
@@ -122,7 +129,7 @@ def render_to_folder(song: Song, resources: Resources, out_dir: Path, force: boo
     return folder
 
 
-def _check_arguments(songs: int, seconds: float, seed: int, jobs: int | None) -> None:
+def _check_arguments(songs: int, seconds: float, seed: int, jobs: int | None, recipe: int) -> None:
     if not isinstance(songs, int) or songs < 1:
         raise BadInput(f"--songs must be a whole number of at least 1 (got {songs!r})")
     if not (isinstance(seconds, int | float) and math.isfinite(seconds) and MIN_SECONDS <= seconds <= MAX_SECONDS):
@@ -131,6 +138,8 @@ def _check_arguments(songs: int, seconds: float, seed: int, jobs: int | None) ->
         raise BadInput(f"--seed must be a whole number of at least 0 (got {seed!r})")
     if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
         raise BadInput(f"--jobs must be a whole number of at least 1 (got {jobs!r})")
+    if recipe not in RECIPES:
+        raise BadInput(f"--recipe must be one of {', '.join(map(str, RECIPES))} (got {recipe!r})")
 
 
 def plan_songs(songs: int, seconds: float, seed: int, resources: Resources) -> list[Song]:
@@ -149,15 +158,18 @@ def generate(
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     force: bool = False,
+    recipe: int | None = None,
 ) -> list[Path]:
     """Write `songs` synthetic songs of `seconds` each under `out_dir`; returns their folders.
 
     seed: the set's seed (song i depends only on (seed, i)). soundfonts: .sf2 files to draw
     instruments from (default: the Debian GM soundfonts FluidR3_GM and TimGM6mb). jobs: worker
     processes (default: CPU count). progress(done, total) is called as songs finish. An existing
-    song folder is an OutputExistsError unless `force`. Missing tools or soundfonts: BadInput.
+    song folder is an OutputExistsError unless `force`. recipe: how the songs are produced
+    (RECIPES; None: the newest). Missing tools or soundfonts: BadInput.
     """
-    _check_arguments(songs, seconds, seed, jobs)
+    recipe = RECIPE if recipe is None else recipe
+    _check_arguments(songs, seconds, seed, jobs, recipe)
     out_dir = Path(out_dir)
     resources = find_resources(soundfonts)
     plan = plan_songs(songs, seconds, seed, resources)
@@ -173,7 +185,7 @@ def generate(
     workers = min(jobs or os.cpu_count() or 1, total)
     if workers == 1:
         for done, song in enumerate(plan, start=1):
-            render_to_folder(song, resources, out_dir, force)
+            render_to_folder(song, resources, out_dir, force, recipe)
             if progress is not None:
                 progress(done, total)
         return folders
@@ -182,7 +194,8 @@ def generate(
     # with jobs > 1 therefore needs the usual `if __name__ == "__main__":` guard.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: set[Future[Path]] = {pool.submit(render_to_folder, song, resources, out_dir, force) for song in plan}
+        pending: set[Future[Path]] = {pool.submit(render_to_folder, song, resources, out_dir, force, recipe)
+                                      for song in plan}
         done = 0
         try:
             while pending:

@@ -226,6 +226,57 @@ def process_other_part(x: np.ndarray, rng: np.random.Generator, pan: float, role
     return balance(y, pan), notes
 
 
+GUITARS = range(24, 32)
+"""GM programs 24-31: nylon, steel, jazz, clean, muted, overdriven, distortion, harmonics guitar."""
+DRIVEN_KEYS = (16, 17, 18, 80, 81, 84, 87)
+"""GM organs and synth leads that a player sometimes drives through an amp or a pedal."""
+AMP_SHARE = {"rock": 0.8, "funk": 0.35, "pop": 0.4, "reggae": 0.25, "hiphop": 0.2, "electronic": 0.3,
+             "ballad": 0.1, "jazz": 0.05}
+"""Recipe 2: chance that a guitar part goes through an amp (organs and synths: a third of it)."""
+
+
+def amp(x: np.ndarray, rng: np.random.Generator, program: int, genre: str) -> tuple[np.ndarray, list[str]]:
+    """Recipe 2: a guitar amp on the whole part (chords distort together, as from one string
+    bank, unlike FluidSynth's per-note overdrive samples): drive, then a speaker cabinet (low
+    and high cut, a mid bump). The part keeps its level. Returns x unchanged when no amp is drawn."""
+    share = AMP_SHARE.get(genre, 0.3) * (1.0 if program in GUITARS else 1 / 3 if program in DRIVEN_KEYS else 0.0)
+    if rng.random() >= share:
+        return x, []
+    drive = float(rng.uniform(4, 12) if program in (29, 30) else rng.uniform(8, 30))  # on top of driven samples
+    board = pb.Pedalboard([
+        pb.HighpassFilter(float(rng.uniform(70, 140))),
+        pb.PeakFilter(float(rng.uniform(600, 1000)), float(rng.uniform(0, 6)), 0.7),  # tube screamer hump
+        pb.Distortion(drive),
+        pb.LowpassFilter(float(rng.uniform(3000, 6500))),  # the speaker
+        pb.PeakFilter(float(rng.uniform(1200, 2500)), float(rng.uniform(1, 5)), 1.0),
+        pb.PeakFilter(float(rng.uniform(300, 500)), float(rng.uniform(-4, 0)), 1.0),
+    ])
+    y, _ = level(_run(board, x), 20 * np.log10(max(active_rms(x), 1e-9)))
+    return y, [f"amp {drive:.0f}dB"]
+
+
+def bass_tone(x: np.ndarray, rng: np.random.Generator, programs: set[int], genre: str) -> tuple[np.ndarray, list[str]]:
+    """Recipe 2: what a bass has before the desk: synth basses (GM 38, 39) through a resonant
+    ladder filter, and drive (a pedal or an overdriven amp, then a cabinet's high cut) in every
+    genre but rarely in jazz and ballads. The bass keeps its level."""
+    notes: list[str] = []
+    board: list[pb.Plugin] = []
+    if programs & {38, 39} and rng.random() < 0.6:
+        cutoff = float(np.exp(rng.uniform(np.log(300), np.log(3000))))
+        board.append(pb.LadderFilter(pb.LadderFilter.Mode.LPF24, cutoff_hz=cutoff,
+                                     resonance=float(rng.uniform(0.1, 0.7)), drive=float(rng.uniform(1, 3))))
+        notes.append(f"ladder {cutoff:.0f}Hz")
+    if rng.random() < (0.12 if genre in ("jazz", "ballad") else 0.45):
+        drive = float(rng.uniform(10, 28))  # fed at REFERENCE_DB: from a warm edge to fuzz
+        board += [pb.Distortion(drive), pb.LowpassFilter(float(rng.uniform(1800, 5000)))]
+        notes.append(f"drive {drive:.0f}dB")
+    if not board:
+        return x, notes
+    at_reference, gain_db = level(x, REFERENCE_DB)  # (the drive's effect depends on the level it is fed)
+    y = _run(pb.Pedalboard(board), at_reference) * np.float32(10 ** (-gain_db / 20))
+    return level(y, 20 * np.log10(max(active_rms(x), 1e-9)))[0], notes
+
+
 def process_other_bus(
     x: np.ndarray, rng: np.random.Generator, beat_s: float, has_lead: bool
 ) -> tuple[np.ndarray, list[str]]:

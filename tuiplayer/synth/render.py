@@ -23,6 +23,9 @@ SAMPLE_RATE = 44100
 PRODUCTION_STREAM = 7
 """Sub-stream of the song's seed used for production and performance randomness."""
 
+RECIPE2_STREAM = 8
+"""Sub-stream for recipe 2's draws, so that the draws of recipe 1 (PRODUCTION_STREAM) stay as they were."""
+
 GM_DRUM_NOTE_S = 0.25
 """Length of GM percussion notes (most kits ignore note-off; hats choke by exclusive class)."""
 
@@ -67,9 +70,11 @@ def _mix(layers: list[np.ndarray], n: int) -> np.ndarray:
     return np.sum(layers, axis=0, dtype=np.float32) if layers else np.zeros((n, 2), dtype=np.float32)
 
 
-def render_song(song: Song, renderer: FluidRenderer, kits: dict[str, Kit], espeak: str) -> RenderedSong:
-    """All stems of `song`, produced and normalised, plus a description of how."""
+def render_song(song: Song, renderer: FluidRenderer, kits: dict[str, Kit], espeak: str, recipe: int) -> RenderedSong:
+    """All stems of `song`, produced under `recipe` (generate.RECIPES) and normalised, plus a
+    description of how."""
     rng = np.random.default_rng([song.seed, song.index, PRODUCTION_STREAM])
+    later = np.random.default_rng([song.seed, song.index, RECIPE2_STREAM]) if recipe >= 2 else None
     renderer.begin_song()
     n = round(song.seconds * SAMPLE_RATE)
     beat_s = 60.0 / song.tempo_bpm
@@ -99,13 +104,22 @@ def render_song(song: Song, renderer: FluidRenderer, kits: dict[str, Kit], espea
             rel = {"lead": float(rng.uniform(-1, 1.5)), "counter": float(rng.uniform(-6, -2)),
                    "pad": float(rng.uniform(-7, -2)), "arp": float(rng.uniform(-6, -2))}.get(part.role, 0.0)
             audio, _ = production.level(audio, production.REFERENCE_DB + rel)
+            amped: list[str] = []
+            if later is not None:
+                audio, amped = production.amp(audio, later, part.program, song.genre)
             processed, notes = production.process_other_part(audio, rng, part.pan, part.role)
+            notes = amped + notes
             effects[f"other_{part.name}"] = notes
             other_layers.append(processed)
             has_lead = has_lead or part.role == "lead"
         else:  # backing "oohs" in the vocals stem
             vocal_pads.append(production.balance(audio, part.pan))
-    bass, effects["bass"] = production.process_bass(_mix(bass_layers, n), rng, song.genre)
+    bass, tone = _mix(bass_layers, n), []
+    if later is not None:
+        bass_programs = {part.program for part in song.parts if part.stem == "bass"}
+        bass, tone = production.bass_tone(bass, later, bass_programs, song.genre)
+    bass, effects["bass"] = production.process_bass(bass, rng, song.genre)
+    effects["bass"] = tone + effects["bass"]
     other, effects["other"] = production.process_other_bus(_mix(other_layers, n), rng, beat_s, has_lead)
 
     # vocals
@@ -125,7 +139,8 @@ def render_song(song: Song, renderer: FluidRenderer, kits: dict[str, Kit], espea
         levels[stem] = production.REFERENCE_DB + float(rng.uniform(low, high))
         stems[stem], _ = production.level(stems[stem], levels[stem])
     stems, master = production.master(stems, rng)
-    return RenderedSong(stems, {"sources": used, "effects": effects, "levels_db": levels, "master": master})
+    return RenderedSong(stems, {"recipe": recipe, "sources": used, "effects": effects, "levels_db": levels,
+                                "master": master})
 
 
 def _render_vocals(song: Song, n: int, espeak: str, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, object]]:
