@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import subprocess
 import sys
 import time
@@ -20,6 +22,7 @@ from tuiplayer.playback.process import (
     SEEK_COUNT,
     SEEK_TARGET,
     SEQUENCE,
+    SOUND_RT_PRIORITY,
     STALL_S,
     ControlledMixer,
     SharedStems,
@@ -101,8 +104,9 @@ def test_the_sound_process_plays_the_remix_through_portaudio(tmp_path: Path) -> 
     assert np.abs(vocals).max() > 0.05  # (there were vocals to take out)
 
 
-def test_the_sound_process_ends_when_the_player_is_killed(tmp_path: Path) -> None:
-    """A player killed outright (SIGKILL: no clean-up runs) leaves no sound playing."""
+def _player_playing(tmp_path: Path) -> tuple[subprocess.Popen, int]:
+    """A process playing the demo song through an AudioProcess (into PortAudio's ALSA file
+    device), and its sound process's pid."""
     env, _ = alsa_file_home(tmp_path)
     code = (
         "import time; from tuiplayer.audio.io import load; from tuiplayer.cli import DEMO_DIR\n"
@@ -113,8 +117,30 @@ def test_the_sound_process_ends_when_the_player_is_killed(tmp_path: Path) -> Non
         "time.sleep(60)\n"
     )
     player = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    return player, int(player.stdout.readline())  # type: ignore[union-attr]
+
+
+def test_the_sound_process_runs_in_real_time_where_allowed(tmp_path: Path) -> None:
+    """Where this user may (root, or RLIMIT_RTPRIO), the sound process and its threads run
+    SCHED_RR; elsewhere they run as before, at the ordinary policy."""
+    allowed = os.geteuid() == 0 or resource.getrlimit(resource.RLIMIT_RTPRIO)[0] >= SOUND_RT_PRIORITY
+    player, child = _player_playing(tmp_path)
     try:
-        child = int(player.stdout.readline())  # type: ignore[union-attr]
+        threads = [int(t.name) for t in Path(f"/proc/{child}/task").iterdir()]
+        assert len(threads) > 1  # PortAudio's are there too
+        policies = {os.sched_getscheduler(thread) for thread in threads}
+        assert policies == ({os.SCHED_RR} if allowed else {os.SCHED_OTHER})
+        if allowed:
+            assert os.sched_getparam(child).sched_priority == SOUND_RT_PRIORITY
+    finally:
+        player.kill()
+        player.wait(10)
+
+
+def test_the_sound_process_ends_when_the_player_is_killed(tmp_path: Path) -> None:
+    """A player killed outright (SIGKILL: no clean-up runs) leaves no sound playing."""
+    player, child = _player_playing(tmp_path)
+    try:
         assert _alive(child)
         player.kill()
         player.wait(10)

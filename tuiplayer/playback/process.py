@@ -24,6 +24,7 @@ import contextlib
 import gc
 import mmap
 import multiprocessing
+import os
 import signal
 import sys
 import time
@@ -47,6 +48,28 @@ STALL_S = 5.0
 """Playing, with the playhead still for this long: the sound output has stopped (a device
 unplugged or switched off, a dead child). PulseAudio can hold a stream ~1.4 s as it starts,
 and ~1.9 s after an underflow (measured in the end-to-end test's private server)."""
+
+SOUND_RT_PRIORITY = 10
+"""The sound process's real-time (SCHED_RR) priority, where it may have one: root, or a user
+whose RLIMIT_RTPRIO allows it (many distributions grant the `audio` group 95). Below the
+sound server's own threads (rtkit gives PulseAudio and PipeWire up to 20)."""
+SOUND_NICE = -10
+"""Else its nice value, where RLIMIT_NICE allows it."""
+
+
+def _raise_priority() -> None:
+    """Give this process (and the threads it starts: PortAudio's and the sound server client's)
+    the CPU before anything else, as far as it is allowed. Measured with the end-to-end test
+    beside three busy processes on 2 cores: at nice 0, 4 of 4 runs had gaps; at nice -10, 5 of
+    5 (22-37 ms of silence, "3 underflows"); under SCHED_RR, 4 of 5 had none and one had a
+    single underflow. The kernel keeps 5 % of each second from real-time threads, so even a
+    runaway callback cannot freeze the machine."""
+    if hasattr(os, "sched_setscheduler"):  # (Linux)
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(SOUND_RT_PRIORITY))
+            return
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, SOUND_NICE)
 
 
 def shared_zeros(shape: tuple[int, ...], dtype: type | np.dtype) -> np.ndarray:
@@ -128,6 +151,7 @@ def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, st
     parent_end.close()  # (inherited by the fork: open here, the parent's death would never read as EOF)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the sound ends
     gc.freeze()  # the parent's objects: never walked here (nor copied by the walk)
+    _raise_priority()
     mixer = Mixer(audio, [SharedStems(buffers) for buffers in stems])
     try:
         output = AudioOutput(ControlledMixer(mixer, control), device=device)
