@@ -188,7 +188,9 @@ def test_what_is_heard_follows_the_keys(pulse: Pulse, tmp_path: Path) -> None:
     assert -SIGNAL.sample_rate // 2 < lag < SIGNAL.sample_rate
 
     silent = np.all(heard[: int(phases["switched"][1] * SIGNAL.sample_rate)] == 0, axis=1)
-    assert _longest_run(silent[SIGNAL.sample_rate :]) < 256  # no dropouts while playing
+    gap, at = _longest_run(silent[SIGNAL.sample_rate :])
+    # no dropouts while playing (the message says where, against the phases, and what the sound process saw)
+    assert gap < 256, f"{gap} silent samples at {1 + at / SIGNAL.sample_rate:.2f} s; phases {phases}; {sound_line}"
 
     def window(phase: str) -> tuple[np.ndarray, slice]:
         first, last = (int(t * SIGNAL.sample_rate) for t in phases[phase])
@@ -242,8 +244,11 @@ def wait_for_line(path: Path, prefix: str, timeout: float = 10.0) -> str:
     raise AssertionError(f"no line {prefix!r} in {path}")
 
 
-def _longest_run(flags: np.ndarray) -> int:
-    """Length of the longest run of True in flags."""
+def _longest_run(flags: np.ndarray) -> tuple[int, int]:
+    """Length and start of the longest run of True in flags ((0, 0) when there is none)."""
     edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return int((stops - starts).max()) if len(starts) else 0
+    if not len(starts):
+        return 0, 0
+    longest = int(np.argmax(stops - starts))
+    return int(stops[longest] - starts[longest]), int(starts[longest])

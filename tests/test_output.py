@@ -61,3 +61,21 @@ def test_a_missing_output_device_is_one_clear_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()]
     assert "no sound output device 'no such card'" in result.stderr and "--no-audio" in result.stderr
+
+
+def test_the_output_reports_when_it_ran_dry() -> None:
+    """The log line names each of the first underflows' time (seconds of playing), not only their count."""
+    from types import SimpleNamespace
+
+    from tuiplayer.playback.output import UNDERFLOWS_KEPT, AudioOutput
+
+    output = AudioOutput.__new__(AudioOutput)  # the callback's bookkeeping, without a stream
+    output.source = SimpleNamespace(fill=lambda out: True)
+    output.buffers, output.underflows, output.block_frames, output.sample_rate = 0, 0, 441, 44100
+    output.underflow_buffers = np.zeros(UNDERFLOWS_KEPT, dtype=np.int64)
+    out = np.zeros((441, 2), dtype=np.float32)
+    assert output.report() == "0 buffers played, 0 underflows"
+    for n in range(1, 400):
+        output._callback(out, 441, None, SimpleNamespace(output_underflow=n in (50, 250) or n >= 300))
+    # (the first 8 of them; 441-frame buffers are 10 ms each)
+    assert output.report() == "399 buffers played, 102 underflows (at 0.50, 2.50, 3.00, 3.01, 3.02, 3.03, 3.04, 3.05 s)"

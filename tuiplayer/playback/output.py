@@ -20,6 +20,9 @@ BLOCK_FRAMES = 512
 """Frames per audio buffer (11.6 ms at 44.1 kHz): a fader move is applied from the next buffer
 on, ramped over it (DESIGN.md §3)."""
 
+UNDERFLOWS_KEPT = 8
+"""How many underflows' times an output keeps for its report."""
+
 LATENCY_S = float(os.environ.get("TUIPLAYER_LATENCY_S", "0.025"))
 """Sound buffered ahead of the speakers (seconds), as asked of PortAudio, which rounds it to
 its periods (through PulseAudio: 23 ms). A fader move is heard after at most one buffer plus
@@ -70,6 +73,10 @@ class AudioOutput:
         self.buffers = 0
         self.underflows = 0
         """Buffers played, and how many times the output ran dry (PortAudio's output underflow)."""
+        self.underflow_buffers = np.zeros(UNDERFLOWS_KEPT, dtype=np.int64)
+        """The buffer counts at the first UNDERFLOWS_KEPT underflows (when, for the log)."""
+        self.block_frames = block_frames
+        self.sample_rate = sample_rate
         try:
             self.stream = sd.OutputStream(
                 samplerate=sample_rate, blocksize=block_frames, device=output_device(device), latency=LATENCY_S,
@@ -82,9 +89,20 @@ class AudioOutput:
     def _callback(self, out: np.ndarray, frames: int, time: Any, status: Any) -> None:
         self.buffers += 1
         if status.output_underflow:
+            if self.underflows < UNDERFLOWS_KEPT:
+                self.underflow_buffers[self.underflows] = self.buffers
             self.underflows += 1
         if not self.source.fill(out):
             raise _sounddevice().CallbackStop
+
+    def report(self) -> str:
+        """One line for the log: buffers played, underflows, and when the first ones came
+        (seconds of playing since the stream started)."""
+        line = f"{self.buffers} buffers played, {self.underflows} underflows"
+        if self.underflows:
+            kept = self.underflow_buffers[: min(self.underflows, UNDERFLOWS_KEPT)]
+            line += " (at " + ", ".join(f"{n * self.block_frames / self.sample_rate:.2f}" for n in kept) + " s)"
+        return line
 
     def close(self) -> None:
         self.stream.abort()

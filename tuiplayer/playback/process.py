@@ -165,8 +165,7 @@ def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, st
     finally:
         output.close()
         # into the player's log (the command line sends file descriptor 2 there)
-        print(f"tuiplayer sound: {output.buffers} buffers played, {output.underflows} underflows",
-              file=sys.stderr, flush=True)
+        print(f"tuiplayer sound: {output.report()}", file=sys.stderr, flush=True)
 
 
 class AudioProcess:
