@@ -226,6 +226,11 @@ def process_other_part(x: np.ndarray, rng: np.random.Generator, pan: float, role
     return balance(y, pan), notes
 
 
+def _at_level_of(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """y scaled to x's active RMS (an effect that keeps the part's level)."""
+    return level(y, 20 * np.log10(max(active_rms(x), 1e-9)))[0]
+
+
 GUITARS = range(24, 32)
 """GM programs 24-31: nylon, steel, jazz, clean, muted, overdriven, distortion, harmonics guitar."""
 DRIVEN_KEYS = (16, 17, 18, 80, 81, 84, 87)
@@ -251,8 +256,7 @@ def amp(x: np.ndarray, rng: np.random.Generator, program: int, genre: str) -> tu
         pb.PeakFilter(float(rng.uniform(1200, 2500)), float(rng.uniform(1, 5)), 1.0),
         pb.PeakFilter(float(rng.uniform(300, 500)), float(rng.uniform(-4, 0)), 1.0),
     ])
-    y, _ = level(_run(board, x), 20 * np.log10(max(active_rms(x), 1e-9)))
-    return y, [f"amp {drive:.0f}dB"]
+    return _at_level_of(_run(board, x), x), [f"amp {drive:.0f}dB"]
 
 
 def bass_tone(x: np.ndarray, rng: np.random.Generator, programs: set[int], genre: str) -> tuple[np.ndarray, list[str]]:
@@ -274,7 +278,7 @@ def bass_tone(x: np.ndarray, rng: np.random.Generator, programs: set[int], genre
         return x, notes
     at_reference, gain_db = level(x, REFERENCE_DB)  # (the drive's effect depends on the level it is fed)
     y = _run(pb.Pedalboard(board), at_reference) * np.float32(10 ** (-gain_db / 20))
-    return level(y, 20 * np.log10(max(active_rms(x), 1e-9)))[0], notes
+    return _at_level_of(y, x), notes
 
 
 def process_other_bus(

@@ -108,8 +108,7 @@ def render_song(song: Song, renderer: FluidRenderer, kits: dict[str, Kit], espea
             if later is not None:
                 audio, amped = production.amp(audio, later, part.program, song.genre)
             processed, notes = production.process_other_part(audio, rng, part.pan, part.role)
-            notes = amped + notes
-            effects[f"other_{part.name}"] = notes
+            effects[f"other_{part.name}"] = amped + notes
             other_layers.append(processed)
             has_lead = has_lead or part.role == "lead"
         else:  # backing "oohs" in the vocals stem
@@ -118,8 +117,8 @@ def render_song(song: Song, renderer: FluidRenderer, kits: dict[str, Kit], espea
     if later is not None:
         bass_programs = {part.program for part in song.parts if part.stem == "bass"}
         bass, tone = production.bass_tone(bass, later, bass_programs, song.genre)
-    bass, effects["bass"] = production.process_bass(bass, rng, song.genre)
-    effects["bass"] = tone + effects["bass"]
+    bass, notes = production.process_bass(bass, rng, song.genre)
+    effects["bass"] = tone + notes
     other, effects["other"] = production.process_other_bus(_mix(other_layers, n), rng, beat_s, has_lead)
 
     # vocals
