@@ -12,7 +12,7 @@ import pytest
 
 from tuiplayer.separation import cache as cache_module
 from tuiplayer.separation.cache import StemCache, content_hash
-from tuiplayer.separation.separator import complete_stems
+from tuiplayer.stems import complete as complete_stems
 
 
 def stems_of(seed: int, n: int = 44100) -> tuple[np.ndarray, np.ndarray]:

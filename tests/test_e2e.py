@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from tuiplayer import modelstore
+from tuiplayer.assets import DEMO_DIR
 from tuiplayer.audio.io import load
-from tuiplayer.cli import DEMO_DIR
 from tuiplayer.config import SIGNAL
 from tuiplayer.separation.cache import StemCache, content_hash
 

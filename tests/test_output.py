@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tuiplayer.assets import DEMO_DIR
 from tuiplayer.audio.io import load
-from tuiplayer.cli import DEMO_DIR
 from tuiplayer.config import SIGNAL
 from tuiplayer.playback.output import LATENCY_S
 
@@ -38,7 +38,7 @@ def test_the_player_mix_plays_the_song_bit_for_bit_through_portaudio(tmp_path: P
     """The player's mixer as the source of a real PortAudio stream: before any stems exist
     (and at unity gains) the original song comes out exactly."""
     played, _ = played_through_portaudio(tmp_path, (
-        "import time; from tuiplayer.audio.io import load; from tuiplayer.cli import DEMO_DIR\n"
+        "import time; from tuiplayer.audio.io import load; from tuiplayer.assets import DEMO_DIR\n"
         "from tuiplayer.playback.mixer import Mixer; from tuiplayer.playback.output import AudioOutput\n"
         "mixer = Mixer(load(DEMO_DIR / 'mixture.flac').samples, [None])\n"
         "output = AudioOutput(mixer)\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import queue
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +13,11 @@ import pytest
 from tuiplayer import modelstore
 from tuiplayer.audio.io import Audio, AudioInfo
 from tuiplayer.config import SIGNAL, STEMS
-from tuiplayer.playback.mixer import Mixer, MixSnapshot
-from tuiplayer.playback.process import AudioProcess, new_control
+from tuiplayer.playback.process import AudioProcess
+from tuiplayer.playback.transport import SilentClock
 from tuiplayer.player.app import PlayerApp
-from tuiplayer.player.core import GAIN_STEP_DB, Player, SilentClock
+from tuiplayer.player.app import make_app as player_app
+from tuiplayer.player.core import GAIN_STEP_DB
 
 SECONDS = 20
 
@@ -49,9 +50,8 @@ def make_app(tmp_path: Path, *, ab: bool = True, fail: bool = False, warnings: t
             raise RuntimeError("weights unreadable")
         return band_predict
 
-    events: queue.Queue = queue.Queue()
-    player = Player(tmp_path / "song.flac", make_audio(warnings), cards, load, on_event=events.put)
-    return PlayerApp(player, audio=device is not None, device=device, events=events)
+    return player_app(tmp_path / "song.flac", make_audio(warnings), cards, load, sound=device is not None,
+                      device=device)
 
 
 async def separated(app: PlayerApp, pilot) -> None:
@@ -68,7 +68,7 @@ async def test_transport_keys(tmp_path: Path) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         player = app.player
         await pilot.press("space")
-        assert not player.playing and not player.mixer.snapshot.playing
+        assert not player.playing and not player.transport.snapshot.playing
         start = player.position_s
         await pilot.press("right")
         assert player.position_s == pytest.approx(start + 5.0, abs=0.05)
@@ -103,7 +103,7 @@ async def test_mix_keys(tmp_path: Path) -> None:
             assert player.soloed[stem]
             await pilot.press(key)
         await pilot.press("at")  # solo drums
-        assert player.mixer.snapshot.gains == (0.0, 1.0, 0.0, 0.0)
+        assert player.transport.snapshot.gains == (0.0, 1.0, 0.0, 0.0)
         await pilot.press("0")
         assert player.selected == 0
         await pilot.press("down", "down")
@@ -114,7 +114,7 @@ async def test_mix_keys(tmp_path: Path) -> None:
         assert player.gains_db[1] == GAIN_STEP_DB
         await pilot.press("minus", "minus", "minus")
         assert player.gains_db[1] == -2 * GAIN_STEP_DB
-        assert player.mixer.snapshot.gains[1] == pytest.approx(10 ** (-2 * GAIN_STEP_DB / 20))
+        assert player.transport.snapshot.gains[1] == pytest.approx(10 ** (-2 * GAIN_STEP_DB / 20))
         strip = app.query_one("#strip-drums")
         await pilot.pause(0.2)
         assert strip.selected and strip.gain_db == -2 * GAIN_STEP_DB  # the screen follows
@@ -128,10 +128,10 @@ async def test_ab_switch_keeps_the_playhead(tmp_path: Path) -> None:
         await separated(app, pilot)
         player = app.player
         await pilot.press("space", "right")
-        position = player.mixer.position
+        position = player.position
         await pilot.press("a")
-        assert player.active == 1 and player.mixer.snapshot.model == 1
-        assert player.mixer.position == position
+        assert player.active == 1 and player.transport.snapshot.model == 1
+        assert player.position == position
         await pilot.press("a")
         assert player.active == 0
 
@@ -154,9 +154,9 @@ async def test_loop_key_sets_start_end_and_clears(tmp_path: Path) -> None:
         assert player.loop_start == 5 * SIGNAL.sample_rate and player.loop is None
         await pilot.press("right", "l")
         assert player.loop == (5 * SIGNAL.sample_rate, 10 * SIGNAL.sample_rate)
-        assert player.mixer.snapshot.loop == player.loop
+        assert player.transport.snapshot.loop == player.loop
         await pilot.press("l")
-        assert player.loop is None and player.mixer.snapshot.loop is None
+        assert player.loop is None and player.transport.snapshot.loop is None
 
 
 async def test_help_view_and_quit(tmp_path: Path) -> None:
@@ -264,12 +264,10 @@ def test_main_screen_snapshot(snap_compare, tmp_path: Path, size: tuple[int, int
 
 
 async def test_no_sound_device_is_a_notice_and_a_silent_clock(tmp_path: Path) -> None:
-    from tuiplayer.player.core import SilentClock
-
     app = make_app(tmp_path, device="no such card")
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause(0.3)
-        assert isinstance(app.player.output, SilentClock)
+        assert isinstance(app.player.transport.output, SilentClock)
         assert any("no sound output device 'no such card'" in n.message and "silently" in n.message
                    for n in app._notifications)
         assert app.player.position_s > 0  # the clock runs
@@ -286,20 +284,22 @@ def test_a_sound_output_that_stops_becomes_a_notice_and_a_silent_clock(tmp_path:
     """A device unplugged, or the sound process gone: the player carries on silently from the
     same playhead, with one notice."""
     player = make_app(tmp_path).player
-    stopped = stopped_sound_process()
-    stopped.position = 5 * SIGNAL.sample_rate
-    player.output = player.mixer = stopped
+    transport = player.transport
+    transport.output.close()  # type: ignore[union-attr]  (the silent clock the test app has)
+    transport.output = stopped_sound_process(transport.control)
+    transport.seek(5 * SIGNAL.sample_rate)
     try:
-        notice = player.check_output()
+        notice = transport.check()
         assert notice is not None and "sound output stopped" in notice
-        assert isinstance(player.output, SilentClock) and isinstance(player.mixer, Mixer)
-        assert 5 * SIGNAL.sample_rate <= player.mixer.position < 6 * SIGNAL.sample_rate
-        assert player.check_output() is None  # said once
+        assert isinstance(transport.output, SilentClock)
+        time.sleep(0.3)
+        assert 5 * SIGNAL.sample_rate < player.position < 6 * SIGNAL.sample_rate  # on from the same place
+        assert transport.check() is None  # said once
     finally:
         player.close()
 
 
-def stopped_sound_process() -> AudioProcess:
+def stopped_sound_process(control: np.ndarray) -> AudioProcess:
     """An AudioProcess whose child has died (made without forking one)."""
     process = AudioProcess.__new__(AudioProcess)
 
@@ -310,9 +310,8 @@ def stopped_sound_process() -> AudioProcess:
         def join(self, timeout: float | None = None) -> None:
             pass
 
-    process.audio = np.zeros((1, 2), dtype=np.float32)
-    process._control = new_control()
+    process._control = control
+    process._moved = (-1.0, time.monotonic())
     process._process = Dead()  # type: ignore[assignment]
     process._connection, _ = multiprocessing.Pipe()
-    process.snapshot = MixSnapshot()
     return process

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from tests.test_output import alsa_file_home, played_through_portaudio
+from tuiplayer.assets import DEMO_DIR
 from tuiplayer.audio.io import load
-from tuiplayer.cli import DEMO_DIR
 from tuiplayer.config import SIGNAL
 from tuiplayer.playback.mixer import Mixer, MixSnapshot
 from tuiplayer.playback.output import BLOCK_FRAMES
@@ -25,11 +25,10 @@ from tuiplayer.playback.process import (
     SOUND_RT_PRIORITY,
     STALL_S,
     ControlledMixer,
-    SharedStems,
     new_control,
-    shared_stem_buffers,
     write_snapshot,
 )
+from tuiplayer.stems import StemBuffers
 
 N = SIGNAL.sample_rate
 
@@ -42,11 +41,11 @@ def song_and_stems() -> tuple[np.ndarray, np.ndarray]:
 
 def test_the_child_takes_snapshots_and_seeks_from_the_control_array() -> None:
     audio, stems = song_and_stems()
-    buffers = shared_stem_buffers(N)
+    buffers = StemBuffers.zeros(N, shared=True)
     buffers.stored[...] = stems[..., :3]
     buffers.frames_ready[...] = True
     control = new_control()
-    source = ControlledMixer(Mixer(audio, [SharedStems(buffers)]), control)
+    source = ControlledMixer(Mixer(audio, [buffers]), control)
     out = np.empty((BLOCK_FRAMES, 2), dtype=np.float32)
 
     source.fill(out)  # the default snapshot: the song
@@ -81,18 +80,22 @@ def test_the_sound_process_plays_the_remix_through_portaudio(tmp_path: Path) -> 
     written after the fork, then it plays with the vocals muted. (The file device takes sound
     as fast as it comes, so the pause is what keeps the order.)"""
     played, stderr = played_through_portaudio(tmp_path, (
-        "import time, numpy as np; from tuiplayer.audio.io import load; from tuiplayer.cli import DEMO_DIR\n"
+        "import time, numpy as np; from tuiplayer.audio.io import load; from tuiplayer.assets import DEMO_DIR\n"
         "from tuiplayer.playback.mixer import MixSnapshot\n"
-        "from tuiplayer.playback.process import AudioProcess, shared_stem_buffers\n"
+        "from tuiplayer.playback.transport import Transport\n"
+        "from tuiplayer.stems import StemBuffers\n"
         "song = load(DEMO_DIR / 'mixture.flac').samples\n"
-        "buffers = shared_stem_buffers(len(song))\n"
-        "process = AudioProcess(song, [buffers], snapshot=MixSnapshot(playing=False))\n"
+        "buffers = StemBuffers.zeros(len(song), shared=True)\n"
+        "transport = Transport(song, [buffers])\n"
+        "transport.snapshot = MixSnapshot(playing=False)\n"
+        "transport.start()\n"
+        "assert transport.pid is not None, transport.error\n"
         "buffers.stored[..., 0] = load(DEMO_DIR / 'vocals.flac').samples\n"
         "buffers.frames_ready[...] = True\n"
-        "process.snapshot = MixSnapshot(gains=(0.0, 1.0, 1.0, 1.0))\n"
-        "while not process.ended: time.sleep(0.05)\n"
-        "assert process.position == len(song), process.position\n"
-        "process.close()\n"
+        "transport.snapshot = MixSnapshot(gains=(0.0, 1.0, 1.0, 1.0))\n"
+        "while not transport.ended: time.sleep(0.05)\n"
+        "assert transport.position == len(song), transport.position\n"
+        "transport.close()\n"
     ))
     assert "buffers played, 0 underflows" in stderr  # the child's line at exit
     song = load(DEMO_DIR / "mixture.flac").samples
@@ -109,11 +112,13 @@ def _player_playing(tmp_path: Path) -> tuple[subprocess.Popen, int]:
     device), and its sound process's pid."""
     env, _ = alsa_file_home(tmp_path)
     code = (
-        "import time; from tuiplayer.audio.io import load; from tuiplayer.cli import DEMO_DIR\n"
-        "from tuiplayer.playback.process import AudioProcess, shared_stem_buffers\n"
+        "import time; from tuiplayer.audio.io import load; from tuiplayer.assets import DEMO_DIR\n"
+        "from tuiplayer.playback.transport import Transport\n"
+        "from tuiplayer.stems import StemBuffers\n"
         "song = load(DEMO_DIR / 'mixture.flac').samples\n"
-        "process = AudioProcess(song, [shared_stem_buffers(len(song))])\n"
-        "print(process._process.pid, flush=True)\n"
+        "transport = Transport(song, [StemBuffers.zeros(len(song), shared=True)])\n"
+        "transport.start()\n"
+        "print(transport.pid, flush=True)\n"
         "time.sleep(60)\n"
     )
     player = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
@@ -164,7 +169,8 @@ def _alive(pid: int) -> bool:
 def test_a_playhead_that_stands_still_while_playing_is_a_stalled_output() -> None:
     from tests.test_player import stopped_sound_process
 
-    process = stopped_sound_process()
+    control = new_control()
+    process = stopped_sound_process(control)
 
     class Alive:
         def is_alive(self) -> bool:
@@ -172,10 +178,10 @@ def test_a_playhead_that_stands_still_while_playing_is_a_stalled_output() -> Non
 
     process._process = Alive()  # type: ignore[assignment]
     assert not process.stalled()  # (first look)
-    process._moved = (process.position, time.monotonic() - STALL_S - 0.1)
+    process._moved = (control[POSITION], time.monotonic() - STALL_S - 0.1)
     assert process.stalled()  # playing, and the playhead still for longer than STALL_S
-    process.snapshot = MixSnapshot(playing=False)
+    write_snapshot(control, MixSnapshot(playing=False))
     assert not process.stalled()  # paused: standing still is right
-    process.snapshot = MixSnapshot()
-    process.position = 1000
+    write_snapshot(control, MixSnapshot())
+    control[POSITION] = 1000
     assert not process.stalled()  # moving

@@ -383,7 +383,8 @@ def test_faster_than_real_time(resources: Resources, tmp_path: Path) -> None:
 
 
 def test_bundled_demo_song() -> None:
-    from tuiplayer.synth.demo import DEMO_DIR, DEMO_SECONDS
+    from tuiplayer.assets import DEMO_DIR
+    from tuiplayer.synth.demo import DEMO_SECONDS
 
     audio = {}
     for name in FILES:

@@ -240,81 +240,56 @@ def peak_rss_mb() -> float:
 
 
 def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[str, Any]:
-    """The player's engine on a long song, in this (fresh) process; see `bench_engine`."""
-    import queue
-
-    import tensorflow  # noqa: F401 - imported first: its import time is reported apart
-
+    """The player's engine on a long song, in this (fresh) process, without the player around
+    it (`bench_player` times the real player); see `bench_engine`."""
+    from tuiplayer.assets import DEMO_SONG
     from tuiplayer.audio.io import load
-    from tuiplayer.cli import DEMO_DIR
     from tuiplayer.nn import runtime
-    from tuiplayer.separation.engine import BlocksDone, Failed, Finished, ModelReady
-    from tuiplayer.separation.session import SongSession
+    from tuiplayer.separation.engine import BlocksDone, Engine, Failed, ModelReady, ModelSlot
+    from tuiplayer.stems import StemBuffers
 
-    demo = load(DEMO_DIR / "mixture.flac").samples
+    demo = load(DEMO_SONG).samples
     audio = np.resize(demo, (song_s * SIGNAL.sample_rate, 2))  # the demo song, looped: real music
-    events: queue.Queue = queue.Queue()
-    session = SongSession(audio, events.put)
+    seen: list[Any] = []
+    playhead = [0]
+    slots = [ModelSlot(f"{'AB'[i]}:{card.name}", card.sha256, lambda card=card: runtime.load_for_player(card),
+                       StemBuffers.zeros(len(audio))) for i, card in enumerate(cards)]
+    engine = Engine(audio, slots, seen.append, playhead=lambda: playhead[0])
 
-    def until(predicate: Callable[[Any], bool]) -> tuple[float, list[Any]]:
-        seen = []
-        while True:
-            event = events.get(timeout=600)
-            seen.append(event)
-            if isinstance(event, Failed):
-                raise RuntimeError(event.message)
-            if predicate(event):
-                return time.perf_counter(), seen
+    def until(predicate: Callable[[], bool]) -> float:
+        while not predicate():
+            if not engine.step():
+                break
+            if any(isinstance(e, Failed) for e in seen):
+                raise RuntimeError(next(e.message for e in seen if isinstance(e, Failed)))
+        return time.perf_counter()
 
-    first = cards[0]
+    first, buffers = slots[0], slots[0].buffers
     start = time.perf_counter()
-    session.add_model(first.name, first.sha256, lambda: runtime.load_for_player(first))
-    ready_at, seen = until(lambda e: isinstance(e, BlocksDone))
-    load_s = next(e.load_s for e in seen if isinstance(e, ModelReady))
-    first_block_s = ready_at - start
-    # the first call runs eagerly, the second traces the graph (runtime.Runner): seeks are
-    # measured from the third on, as the model runs while a song plays
-    traced_at, _ = until(lambda e: isinstance(e, BlocksDone))
-
-    # seeks to unseparated places: how long until stems play there (the call in flight ends first)
-    separation = session.separations[first.name]
-    seeks, single, needed = [], [], []
-    finished_at = None
-    pauses = np.random.default_rng(0).uniform(0, SEEK_PAUSE_S, len(SEEK_FRACTIONS))
-    for fraction, pause in zip(SEEK_FRACTIONS, pauses, strict=True):
+    first_block_at = until(lambda: any(isinstance(e, BlocksDone) for e in seen))
+    load_s = next(e.load_s for e in seen if isinstance(e, ModelReady) and e.model == first.name)
+    # seeks to unseparated places: how long until stems play there (the block in flight ends first)
+    seeks, needed = [], []
+    for fraction in SEEK_FRACTIONS:
         target = int(len(audio) * fraction)
-        time.sleep(pause)  # a person's seek comes at any moment of the model call under way
-        if separation.ready(target, target + SIGNAL.hop_length):
-            continue  # separated already (a short song): not a seek to measure
+        if buffers.ready(target, target + SIGNAL.hop_length):
+            continue
+        playhead[0] = target
         seek_start = time.perf_counter()
-        session.seek(target)
-        seek_done, seen = until(lambda e, t=target: separation.ready(t, t + SIGNAL.hop_length)
-                                or isinstance(e, Finished))
-        seeks.append(seek_done - seek_start)
-        needed.append(len(separation.blocks_needed(target)))
-        single += [e.seconds for e in seen if isinstance(e, BlocksDone) and len(e.blocks) == 1]
-        if isinstance(seen[-1], Finished):
-            finished_at = seek_done
-            break
-    if finished_at is None:
-        finish, seen = until(lambda e: isinstance(e, Finished))
-    else:
-        finish, seen = finished_at, []
-    single += [e.seconds for e in seen if isinstance(e, BlocksDone) and len(e.blocks) == 1]
-    block_s = float(np.median(single)) if single else float("nan")
-    song_rtf = (finish - ready_at + block_s) / song_s
-
-    for card in cards[1:]:  # the A/B partner, separated whole as well
-        session.add_model(f"{card.name} (B)", card.sha256,
-                          lambda card=card: runtime.load_for_player(card))
-        until(lambda e: isinstance(e, Finished))
-    session.close()
+        seeks.append(until(lambda t=target: buffers.ready(t, t + SIGNAL.hop_length)) - seek_start)
+        needed.append(len(first.song.blocks_needed(target)))  # type: ignore[union-attr]
+    playhead[0] = 0
+    until(lambda: first.state in ("done", "failed"))
+    finished_at = time.perf_counter()
+    calls = [e.seconds for e in seen if isinstance(e, BlocksDone) and e.model == first.name]
+    block_s = float(np.median(calls))
+    song_rtf = sum(calls) / song_s
+    until(lambda: all(slot.state in ("done", "failed") for slot in slots))  # the A/B partner, whole as well
     return {
         "song_s": song_s,
         "models": [card.name for card in cards],
         "load_s": load_s,
-        "first_block_s": first_block_s,
-        "trace_block_s": traced_at - ready_at,
+        "first_block_s": first_block_at - start,
         "seek_s": float(np.median(seeks)) if seeks else float("nan"),
         "seek_max_s": max(seeks, default=float("nan")),
         "seeks": len(seeks),
@@ -322,6 +297,7 @@ def measure_engine(cards: list[ModelCard], song_s: int = ENGINE_SONG_S) -> dict[
         "seek_blocks_needed": needed,
         "block_s": block_s,
         "song_rtf": song_rtf,
+        "song_wall_s": finished_at - start,
         "block_rtf": block_s / SIGNAL.block_seconds,
         # a block adds only its step of new audio (the rest overlaps its neighbours): per new audio
         "step_rtf": block_s / (BlockGrid(SIGNAL.n_frames * 4).step * SIGNAL.hop_length / SIGNAL.sample_rate),
@@ -345,17 +321,16 @@ def bench_engine(names: list[str], song_s: int = ENGINE_SONG_S) -> dict[str, Any
 
 def format_engine_table(engine: dict[str, Any]) -> str:
     return "\n".join([
-        f"Engine: a {engine['song_s'] // 60}-minute song, {' + '.join(engine['models'])} (A/B), "
-        "TensorFlow import excluded",
+        f"Engine alone: a {engine['song_s'] // 60}-minute song, {' + '.join(engine['models'])} (A/B), "
+        "in one process, no screen or sound, runtime import excluded",
         f"  first block at the playhead {engine['first_block_s']:.2f} s after start "
-        f"(model load {engine['load_s']:.2f} s; the first call runs eagerly), "
-        f"the next block {engine.get('trace_block_s', float('nan')):.2f} s later (it traces the graph)",
+        f"(model load {engine['load_s']:.2f} s)",
         f"  seek to an unseparated place: stems play there after {engine['seek_s']:.2f} s "
         f"({engine['seek_s'] / engine['block_s']:.2f}x one block's inference, {engine['block_s']:.3f} s; "
         f"median of {engine.get('seeks', len(SEEK_FRACTIONS))} seeks, "
         f"slowest {engine.get('seek_max_s', float('nan')):.2f} s)",
         f"  whole song: RTF {engine['song_rtf']:.4f} vs one block's RTF {engine['block_rtf']:.4f} "
-        f"({engine['song_rtf'] / engine['block_rtf']:.2f}x; one block per model call while playing)",
+        f"({engine['song_rtf'] / engine['block_rtf']:.2f}x; one block per model call, as in the player)",
         f"    per block of new audio (blocks overlap by {DEFAULT_OVERLAP} of {SIGNAL.n_frames} frames, the price of "
         f"no seams): RTF {engine['step_rtf']:.4f}, the song {engine['song_rtf'] / engine['step_rtf']:.2f}x that",
         f"  peak RSS holding the song separated by both models: {engine['peak_rss_mb']:.0f} MB",

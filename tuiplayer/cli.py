@@ -53,46 +53,38 @@ def cmd_info(args: argparse.Namespace) -> int:
     return status
 
 
-DEMO_DIR = Path(__file__).resolve().parent / "assets" / "demo"
-"""The bundled demo song: mixture.flac, its four stems, and song.json (how it was made)."""
-
-
 def cmd_play(args: argparse.Namespace) -> int:
     """Open a song in the player (`tuiplayer FILE` is the same)."""
-    import queue
-
     from tuiplayer import modelstore
     from tuiplayer.audio.io import load
     from tuiplayer.player.keys import load_keymap
 
     keymap = load_keymap()
-    audio = load(args.file)
     cards = [modelstore.resolve(args.model)]
     partner = args.ab if args.ab is not None else (modelstore.read_index().get("ab") if args.model is None else None)
     if partner:
         cards.append(modelstore.resolve(partner))
+    audio = load(args.file)
 
-    from tuiplayer.nn import runtime
-    from tuiplayer.player.app import PlayerApp
-    from tuiplayer.player.core import Player
+    from tuiplayer.nn.runtime import load_for_player
+    from tuiplayer.player.app import make_app
     from tuiplayer.separation.cache import StemCache
 
-    events: queue.Queue = queue.Queue()
-    player = Player(Path(args.file), audio, cards, runtime.load_for_player,
-                    on_event=events.put, cache=StemCache())
-    app = PlayerApp(player, device=args.device, audio=not args.no_audio, keymap=keymap, events=events)
-    app.startup_probe = bool(os.environ.get("TUIPLAYER_STARTUP_PROBE"))
     with _native_stderr_to_log():
-        # the sound process forks now, before the screen's threads start
-        player.start_output(args.device, not args.no_audio)
-        wrong_device = args.device is not None and player.output_error is not None
-        if not wrong_device:
-            app.run(headless=app.startup_probe)
-    player.close()
+        # the separation and sound processes fork now, before the screen's threads start
+        app = make_app(Path(args.file), audio, cards, load_for_player, device=args.device, sound=not args.no_audio,
+                       cache=StemCache(), keymap=keymap, mute=tuple(STEMS.index(stem) for stem in args.mute or ()))
+        try:
+            wrong_device = args.device is not None and app.player.transport.error is not None
+            if not wrong_device:
+                app.startup_probe = bool(os.environ.get("TUIPLAYER_STARTUP_PROBE"))
+                app.run(headless=app.startup_probe)
+        finally:
+            app.player.close()
     if wrong_device:  # one line before the screen opens
         from tuiplayer.playback.output import AudioDeviceError
 
-        raise AudioDeviceError(str(player.output_error))
+        raise AudioDeviceError(str(app.player.transport.error))
     return int(app.return_code or 0)
 
 
@@ -129,10 +121,11 @@ def _native_stderr_to_log() -> Iterator[None]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The bundled demo song in the player."""
-    mixture = DEMO_DIR / "mixture.flac"
-    if not mixture.is_file():
-        raise TuiplayerError(f"the demo song is missing from this installation ({mixture})")
-    args.file = str(mixture)
+    from tuiplayer.assets import DEMO_SONG
+
+    if not DEMO_SONG.is_file():
+        raise TuiplayerError(f"the demo song is missing from this installation ({DEMO_SONG})")
+    args.file = str(DEMO_SONG)
     return cmd_play(args)
 
 
@@ -187,8 +180,8 @@ def cmd_separate(args: argparse.Namespace) -> int:
     from tuiplayer.audio.io import load
     from tuiplayer.nn import runtime
     from tuiplayer.separation import export
-    from tuiplayer.separation.cache import StemCache, content_hash
-    from tuiplayer.separation.separator import Separator, complete_stems
+    from tuiplayer.separation.cache import StemCache, cached_or_separated
+    from tuiplayer.separation.separator import Separator
 
     songs = list(export.expand_inputs(args.files))
     card = modelstore.resolve(args.model)
@@ -204,21 +197,18 @@ def cmd_separate(args: argparse.Namespace) -> int:
                 export.check_free(paths.values(), args.force)
                 audio = load(song)
                 task = bar.add_task(f"  {song.name}", total=None)
-                content = content_hash(audio.samples)
-                stored = cache.load(audio.samples, content, card.sha256)
-                how = " (cached)" if stored is not None else ""
-                if stored is None:
-                    stems = separator.separate(
-                        audio.samples, progress=lambda done, total, t=task: bar.update(t, completed=done, total=total)
-                    )
-                    problem = cache.store(stems, content, card.sha256)
-                    if problem:
-                        bar.console.print(f"tuiplayer: note: {problem}", highlight=False, markup=False, soft_wrap=True)
-                else:
-                    stems = complete_stems(audio.samples, stored)
-                    bar.update(task, completed=1, total=1)
+
+                def progress(done: int, total: int, task: Any = task) -> None:
+                    bar.update(task, completed=done, total=total)
+
+                stems, cached, problem = cached_or_separated(
+                    cache, audio.samples, card.sha256, lambda samples: separator.separate(samples, progress=progress))
+                if problem:
+                    bar.console.print(f"tuiplayer: note: {problem}", highlight=False, markup=False, soft_wrap=True)
+                if cached:
+                    progress(1, 1)
                 export.write_stems(stems, audio.source, paths, args.force)
-                bar.update(task, description=f"  {song.name}{how} → {paths[STEMS[0]].parent}")
+                bar.update(task, description=f"  {song.name}{' (cached)' if cached else ''} → {paths[STEMS[0]].parent}")
             except TuiplayerError as error:
                 bar.console.print(f"tuiplayer: {error}", style="red", highlight=False, markup=False, soft_wrap=True)
                 status = max(status, error.exit_code)
@@ -339,6 +329,8 @@ def _player_options(parser: argparse.ArgumentParser) -> None:
     sound = parser.add_mutually_exclusive_group()
     sound.add_argument("--device", type=_device, metavar="ID", help="output device (number or name)")
     sound.add_argument("--no-audio", action="store_true", help="play silently (the clock still runs)")
+    parser.add_argument("--mute", action="append", choices=STEMS, metavar="STEM",
+                        help=f"start with this stem muted (repeatable: {', '.join(STEMS)})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -98,6 +98,16 @@ def _pool(threads: int) -> ThreadPoolExecutor:
         return _POOL
 
 
+def _forget_threads() -> None:
+    """In a forked child (the player's separation process): the parent's pool threads and any
+    lock they held do not exist here; start afresh."""
+    global _POOL, _POOL_LOCK, _PLANNER_LOCK
+    _POOL, _POOL_LOCK, _PLANNER_LOCK = None, threading.Lock(), threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_threads)
+
+
 def split_frames(n_frames: int, parts: int) -> list[tuple[int, int]]:
     """Frame ranges [start, stop) for workers, on CHUNK_FRAMES boundaries."""
     chunks = -(-n_frames // CHUNK_FRAMES)

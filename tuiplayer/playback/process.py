@@ -7,14 +7,15 @@ with no garbage collection running, and each time the sound had a gap. So the so
 a forked child process whose only busy thread is PortAudio's callback:
 
 - the song (n_samples, 2) float32 is the child's copy-on-write view of the parent's array;
-- each model's stems (`StemBuffers`: stored float16 and frames_ready) live in anonymous shared
-  memory made before the fork: the separation in the parent writes them, the child's `Mixer`
-  reads them (a block only writes samples that are not ready yet, so no locks are needed);
-- the mix settings (a `MixSnapshot`), seeks and the playhead go through a small shared float64
-  array: the parent writes the snapshot under a sequence counter (odd while it writes), the
-  child takes it at the start of a buffer when the counter is even and unchanged across its read.
+- each model's stems (`tuiplayer.stems.StemBuffers`) live in anonymous shared memory made
+  before the fork: the separation process writes them, the child's `Mixer` reads them (a block
+  only writes samples that are not ready yet, so no locks are needed);
+- the mix settings (a `MixSnapshot`), seeks and the playhead go through the transport's small
+  shared float64 control array: the screen writes the snapshot under a sequence counter (odd
+  while it writes), the child takes it at the start of a buffer when the counter is even and
+  unchanged across its read; the separation process reads the playhead and the active model.
 
-`AudioProcess` stands in for the `Mixer` towards the player (snapshot, seek_to, position, ended).
+`playback.transport.Transport` owns the control array and this process (and its fallback).
 Linux and macOS fork; the child ends when asked, or when the parent's end of the pipe closes.
 """
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import mmap
 import multiprocessing
 import os
 import signal
@@ -34,7 +34,7 @@ import numpy as np
 
 from tuiplayer.playback.mixer import Mixer, MixSnapshot
 from tuiplayer.playback.output import AudioDeviceError, AudioOutput
-from tuiplayer.separation.separator import StemBuffers, samples_ready
+from tuiplayer.stems import StemBuffers, shared_zeros
 
 # slots of the control array
 SEQUENCE, MODEL, PLAYING, LOOP_START, LOOP_STOP, SEEK_COUNT, SEEK_TARGET, POSITION, ENDED = range(9)
@@ -72,35 +72,11 @@ def _raise_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, 0, SOUND_NICE)
 
 
-def shared_zeros(shape: tuple[int, ...], dtype: type | np.dtype) -> np.ndarray:
-    """A zeroed array in anonymous shared memory: a child forked later sees this process's
-    writes to it, and this process the child's."""
-    count = int(np.prod(shape))
-    buffer = mmap.mmap(-1, max(1, count * np.dtype(dtype).itemsize))  # MAP_SHARED | MAP_ANONYMOUS
-    return np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)
-
-
 def new_control() -> np.ndarray:
     """The shared control array, with the default snapshot in it."""
     control = shared_zeros((CONTROL_SLOTS,), np.float64)
     write_snapshot(control, MixSnapshot())
     return control
-
-
-def shared_stem_buffers(n_samples: int) -> StemBuffers:
-    """A model's stem buffers in shared memory (see SongSeparation)."""
-    return StemBuffers.zeros(n_samples, allocate=shared_zeros)
-
-
-class SharedStems:
-    """What the child's mixer reads of one model's separation (the mixer's `Stems`)."""
-
-    def __init__(self, buffers: StemBuffers) -> None:
-        self.stored = buffers.stored
-        self.frames_ready = buffers.frames_ready
-
-    def ready(self, start: int, stop: int) -> bool:
-        return samples_ready(self.frames_ready, start, stop, len(self.stored))
 
 
 class ControlledMixer:
@@ -152,7 +128,7 @@ def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, st
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the sound ends
     gc.freeze()  # the parent's objects: never walked here (nor copied by the walk)
     _raise_priority()
-    mixer = Mixer(audio, [SharedStems(buffers) for buffers in stems])
+    mixer = Mixer(audio, list(stems))
     try:
         output = AudioOutput(ControlledMixer(mixer, control), device=device)
     except AudioDeviceError as error:
@@ -169,23 +145,18 @@ def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, st
 
 
 class AudioProcess:
-    """Plays `audio` remixed from `stems` (one StemBuffers per model, from shared_stem_buffers)
-    in a child process. Raises AudioDeviceError (one line) when the output cannot be opened.
+    """Plays `audio` remixed from `stems` (one StemBuffers per model, in shared memory) in a
+    child process, as the shared `control` array says. Raises AudioDeviceError (one line)
+    when the output cannot be opened."""
 
-    Stands in for the Mixer: set `snapshot` and `seek_to`, read `position` and `ended`.
-    """
-
-    def __init__(self, audio: np.ndarray, stems: list[StemBuffers], device: int | str | None = None,
-                 snapshot: MixSnapshot | None = None) -> None:
-        self.audio = audio
-        self.separations: list = []  # the mixer's attribute; the child reads `stems` instead
-        self._control = new_control()
-        self._moved = (-1, time.monotonic())  # the playhead last seen, and since when
-        self.snapshot = snapshot or MixSnapshot()
+    def __init__(self, audio: np.ndarray, stems: list[StemBuffers], control: np.ndarray,
+                 device: int | str | None = None) -> None:
+        self._control = control
+        self._moved = (-1.0, time.monotonic())  # the playhead last seen, and since when
         context = multiprocessing.get_context("fork")
         self._connection, child_end = context.Pipe()
         self._process = context.Process(target=_serve,
-                                        args=(child_end, self._connection, audio, stems, self._control, device),
+                                        args=(child_end, self._connection, audio, stems, control, device),
                                         name="tuiplayer-audio", daemon=True)
         self._process.start()
         child_end.close()
@@ -200,48 +171,20 @@ class AudioProcess:
             raise AudioDeviceError(problem)
 
     @property
-    def snapshot(self) -> MixSnapshot:
-        return self._snapshot
-
-    @snapshot.setter
-    def snapshot(self, snapshot: MixSnapshot) -> None:
-        write_snapshot(self._control, snapshot)
-        self._snapshot = snapshot
-        self._moved = (-1, time.monotonic())  # (play may just have been pressed)
+    def pid(self) -> int | None:
+        return self._process.pid
 
     def stalled(self) -> bool:
         """Whether the sound has stopped against the user's will: the child is gone, or the
         playhead has not moved for STALL_S while playing. Call it regularly (the screen does)."""
         if not self._process.is_alive():
             return True
-        position, now = self.position, time.monotonic()
-        if position != self._moved[0] or not self._snapshot.playing or self.ended:
+        control, now = self._control, time.monotonic()
+        position = control[POSITION]
+        if position != self._moved[0] or not control[PLAYING] or control[ENDED]:
             self._moved = (position, now)
             return False
         return now - self._moved[1] > STALL_S
-
-    @property
-    def seek_to(self) -> None:
-        return None
-
-    @seek_to.setter
-    def seek_to(self, sample: int | None) -> None:
-        if sample is not None:
-            self._control[SEEK_TARGET] = sample
-            self._control[SEEK_COUNT] += 1
-
-    @property
-    def position(self) -> int:
-        """The playhead in samples (as the child last reported it, or as just sought)."""
-        return int(self._control[POSITION])
-
-    @position.setter
-    def position(self, sample: int) -> None:
-        self._control[POSITION] = sample
-
-    @property
-    def ended(self) -> bool:
-        return bool(self._control[ENDED])
 
     def close(self) -> None:
         """Stop the sound and the child."""

@@ -1,8 +1,9 @@
 """The player's screen: a Textual app over a `Player` (see core.py).
 
 The app reads the player's state on a timer (15 times a second) and sets its widgets'
-attributes; keys call the player's actions. Session events (model loaded, blocks done,
-errors) arrive on worker threads and are queued; the timer turns them into notices.
+attributes; keys call the player's actions. What the separation process says (model loaded,
+blocks done, errors) is taken on the same timer (`Player.poll`) and turned into notices.
+`make_app` is the one way to open the player: the command line, the tests and the bench use it.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import queue
-import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -24,14 +24,18 @@ from textual.css.query import NoMatches
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label, Static
 
+from tuiplayer.audio.io import Audio
 from tuiplayer.config import SIGNAL, STEMS
 from tuiplayer.errors import TuiplayerError
+from tuiplayer.modelstore import ModelCard
 from tuiplayer.player.core import GAIN_STEP_DB, Player, format_time
 from tuiplayer.player.keys import KEYS, display
-from tuiplayer.player.spectrum import ColumnCache
+from tuiplayer.player.spectrum import SpectrumColumns
 from tuiplayer.player.widgets import Spectrogram, StemStrip, Transport
-from tuiplayer.separation.engine import Failed, Finished
-from tuiplayer.separation.session import FromCache, Notice, SessionEvent
+from tuiplayer.separation.cache import StemCache
+from tuiplayer.separation.engine import Failed, Finished, FromCache, Notice
+from tuiplayer.separation.process import Stopped
+from tuiplayer.separation.separator import Predict
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 STARTUP_PROBE_LINE = "tuiplayer: window drawn, sound started"
@@ -106,8 +110,21 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
+def make_app(path: Path, audio: Audio, cards: list[ModelCard], load_model: Callable[[ModelCard], Predict], *,
+             device: int | str | None = None, sound: bool = True, cache: StemCache | None = None,
+             keymap: dict[str, str] | None = None, mute: tuple[int, ...] = ()) -> PlayerApp:
+    """The player on one song, its separation and sound processes started (forked here, before
+    the screen's threads): cards are the active model and its optional A/B partner, load_model
+    makes a card's Predict in the separation process; mute: stems muted from the start."""
+    player = Player(path, audio, cards, load_model, cache=cache)
+    for stem in mute:
+        player.toggle_mute(stem)
+    player.start(device, sound)
+    return PlayerApp(player, keymap=keymap)
+
+
 class PlayerApp(App[int]):
-    """The player. `player` is open already; device/audio say where its sound goes."""
+    """The player's screen over an open `Player` (see make_app); it closes the player when it ends."""
 
     CSS_PATH = "player.tcss"
     TITLE = "tuiplayer"
@@ -117,15 +134,12 @@ class PlayerApp(App[int]):
         for key in KEYS
     ]
 
-    def __init__(self, player: Player, *, device: int | str | None = None, audio: bool = True,
-                 keymap: dict[str, str] | None = None, events: queue.Queue[SessionEvent] | None = None) -> None:
+    def __init__(self, player: Player, *, keymap: dict[str, str] | None = None) -> None:
         super().__init__()
         self.player = player
-        self.device, self.audio_enabled = device, audio
         self.keymap = keymap or {}
-        self.events = events if events is not None else queue.Queue()
         self.view_stem = False
-        self._columns = ColumnCache(SIGNAL.hop_length * SPECTROGRAM_HOPS_PER_COLUMN)
+        self._columns = SpectrumColumns(SIGNAL.hop_length * SPECTROGRAM_HOPS_PER_COLUMN)
         self.startup_probe = False
 
     # ---- layout ----------------------------------------------------------------------------
@@ -148,17 +162,14 @@ class PlayerApp(App[int]):
     def on_mount(self) -> None:
         if self.keymap:
             self.set_keymap(self.keymap)
-        if self.player.output is None:  # (the command line starts it before the screen)
-            self.player.start_output(self.device, self.audio_enabled)
-        if self.player.output_note:
-            self.notify(self.player.output_note, severity="warning", timeout=8)
+        if self.player.transport.note:
+            self.notify(self.player.transport.note, severity="warning", timeout=8)
         for warning in self.player.audio.source.warnings:  # e.g. a file damaged part-way
             self.notify(warning, severity="warning", timeout=10)
         self._fit(self.size.width, self.size.height)
         self.call_after_refresh(self.refresh_state)
         self.set_interval(1 / REFRESH_HZ, self.refresh_state)
         self.call_after_refresh(_freeze_garbage)
-        self.call_after_refresh(self.player.start_separation)
         if self.startup_probe:  # `tuiplayer bench`: report the first drawn screen, and leave
             self.call_after_refresh(self._probed)
 
@@ -166,7 +177,7 @@ class PlayerApp(App[int]):
 
     def _probed(self) -> None:
         print(STARTUP_PROBE_LINE, flush=True)
-        os._exit(0)  # at once: a model's TensorFlow import may be under way in a worker
+        os._exit(0)  # at once (the separation and sound processes end when their pipes close)
 
     def on_resize(self, event: events.Resize) -> None:
         self._fit(event.size.width, event.size.height)
@@ -186,7 +197,7 @@ class PlayerApp(App[int]):
         player = self.player
         main = self.screen_stack[0]
         self._take_events()
-        problem = player.check_output()
+        problem = player.transport.check()
         if problem:
             self.notify(problem, severity="warning", timeout=10)
         main.query_one("#song", Static).update(
@@ -227,11 +238,8 @@ class PlayerApp(App[int]):
 
     def _separated_cells(self, width: int) -> tuple[bool, ...]:
         """For each of `width` cells of the position bar: is that stretch of the song separated?"""
-        separation = self.player.separation()
         cells = max(1, width)
-        if separation is None:
-            return (False,) * cells
-        frames = separation.frames_ready
+        frames = self.player.buffers[self.player.active].frames_ready
         edges = np.minimum(np.arange(cells) * len(frames) // cells, len(frames) - 1)
         return tuple(np.minimum.reduceat(frames, edges).tolist())
 
@@ -244,28 +252,27 @@ class PlayerApp(App[int]):
         player = self.player
         hop = self._columns.hop
         playhead_column = width // 4
-        first = player.mixer.position // hop - playhead_column
+        first = player.position // hop - playhead_column
         key, label = "mix", "mix"
         audio = lambda start, stop: (player.samples, 0)  # noqa: E731
         if self.view_stem:
             stem, half = player.selected, SIGNAL.n_fft // 2
             lo, hi = max(0, first * hop - half), (first + width) * hop + half
-            piece = player.stem_audio(stem, lo, hi)
-            if piece is None:
+            if not player.buffers[player.active].ready(lo, hi):
                 label = f"{STEMS[stem]} (not separated here yet: showing the mix)"
             else:
                 key, label = (player.active, stem), STEMS[stem]
-                audio = lambda start, stop: (player.stem_audio(stem, start, stop), max(0, start))  # noqa: E731
+                audio = lambda start, stop: (  # noqa: E731
+                    None if (piece := player.stem_audio(stem, start, stop)) is None else (piece, max(0, start)))
         main.query_one("#view", Static).update(f"[dim]spectrogram: {label}  (v: mix / selected stem)[/dim]")
         widget.image = self._columns.image(key, audio, first, width, 2 * height)
         widget.playhead = playhead_column
 
     def _take_events(self) -> None:
-        while True:
-            try:
-                event = self.events.get_nowait()
-            except queue.Empty:
-                return
+        for event in self.player.poll():
+            if isinstance(event, Stopped):
+                self.notify(f"{event.message} — playing the original mix", severity="error", timeout=10)
+                continue
             name = event.model.split(":", 1)[-1]
             if isinstance(event, Failed):
                 self.notify(f"{name}: {event.message} — playing the original mix", severity="error", timeout=10)
@@ -350,7 +357,7 @@ class PlayerApp(App[int]):
         self.exit(0)
 
     def on_unmount(self) -> None:
-        threading.Thread(target=self.player.close, daemon=True).start()
+        self.player.close()
 
 
 def _freeze_garbage() -> None:

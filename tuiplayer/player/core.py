@@ -1,35 +1,35 @@
 """The player without its screen: what the keys do, and the state the screen shows.
 
-`Player` holds one open song: its audio, the `SongSession` separating it with the active
-model and its A/B partner, the `Mixer` the sound comes from, and the sound output: a real
-PortAudio stream played by a child process (`AudioProcess`, which then stands in for the
-mixer), or a silent clock with --no-audio or when there is no device. The stems are kept in
-shared memory from the start, so either can read them. Actions change the mix by replacing
-the mixer's snapshot whole; the screen reads `Player`'s
-attributes and `levels()` on its own timer. Nothing here imports Textual or TensorFlow.
+`Player` holds one open song: its audio, one `StemBuffers` per model (shared memory), the
+`Transport` (playhead, mix, and the sound process or silent clock), and the separation
+process that fills the stems (the active model and its A/B partner). Actions write the mix
+into the transport whole; the screen reads `Player`'s attributes, `levels()` and `poll()` on
+its own timer. Nothing here imports Textual or an inference runtime.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from tuiplayer import stems
 from tuiplayer.audio.io import Audio
 from tuiplayer.config import SIGNAL, STEMS
 from tuiplayer.errors import TuiplayerError
 from tuiplayer.modelstore import ModelCard
-from tuiplayer.playback.mixer import Mixer, MixSnapshot
+from tuiplayer.playback.mixer import MixSnapshot
 from tuiplayer.playback.output import BLOCK_FRAMES
-from tuiplayer.playback.process import AudioProcess, shared_stem_buffers
+from tuiplayer.playback.transport import Transport
 from tuiplayer.separation.cache import StemCache
-from tuiplayer.separation.engine import BlocksDone, Failed, Finished, ModelReady
-from tuiplayer.separation.separator import Predict, SongSeparation, complete_stems
-from tuiplayer.separation.session import FromCache, SessionEvent, SongSession
+from tuiplayer.separation.engine import BlocksDone, Event, Failed, Finished, FromCache, ModelReady, ModelSlot
+from tuiplayer.separation.process import SeparationProcess, Stopped
+from tuiplayer.separation.separator import Predict
+from tuiplayer.stems import StemBuffers
 
 GAIN_STEP_DB = 1.5
 """One press of +/− (dB)."""
@@ -52,36 +52,12 @@ class ModelState:
     total: int = 0
 
 
-class SilentClock:
-    """Stands in for a sound card: pulls buffers from the mixer in real time and drops them."""
-
-    def __init__(self, source: Mixer, block_frames: int = BLOCK_FRAMES) -> None:
-        self.source = source
-        self._buffer = np.zeros((block_frames, 2), dtype=np.float32)
-        self._period = block_frames / SIGNAL.sample_rate
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="silent-clock", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        due = time.perf_counter()
-        while not self._stop.is_set():
-            self.source.fill(self._buffer)
-            due += self._period
-            self._stop.wait(max(0.0, due - time.perf_counter()))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(1.0)
-
-
 class Player:
     """One song open for playing.
 
     audio: the decoded song; cards: the active model and, optionally, its A/B partner;
-    load_model: card → Predict (runs on the model's worker thread; TensorFlow loads there);
-    on_event: called on worker threads with every SessionEvent, after Player has taken it
-    into its state (the app forwards it to the UI thread).
+    load_model: card → Predict (called in the separation process, which imports the runtime);
+    cache: where finished stems are kept (and found again).
     """
 
     def __init__(
@@ -91,14 +67,13 @@ class Player:
         cards: list[ModelCard],
         load_model: Callable[[ModelCard], Predict],
         *,
-        on_event: Callable[[SessionEvent], None] | None = None,
         cache: StemCache | None = None,
     ) -> None:
         self.path = path
         self.audio = audio
         self.samples = audio.samples
         self.duration_s = len(self.samples) / SIGNAL.sample_rate
-        self.models = [ModelState(card) for card in cards]
+        self.models = [ModelState(card, status="loading" if i == 0 else "waiting") for i, card in enumerate(cards)]
         self.active = 0
         self.gains_db = [0.0] * len(STEMS)
         self.muted = [False] * len(STEMS)
@@ -107,85 +82,75 @@ class Player:
         self.playing = True
         self.loop_start: int | None = None
         self.loop: tuple[int, int] | None = None
-        self.output_note = ""
-        self._on_event = on_event
-        self._stems = [shared_stem_buffers(len(self.samples)) for _ in cards]  # (untouched pages cost nothing)
-        self.mixer: Mixer | AudioProcess = Mixer(self.samples, [None] * len(cards))
-        self.session = SongSession(self.samples, self._event, cache=cache, playhead=lambda: self.mixer.position)
-        self.output: AudioProcess | SilentClock | None = None
-        self.output_error: str | None = None
+        # one per model, in shared memory (untouched pages cost nothing)
+        self.buffers = [StemBuffers.zeros(len(self.samples), shared=True) for _ in cards]
+        self.transport = Transport(self.samples, self.buffers)
+        self.separation: SeparationProcess | None = None
         self._load_model = load_model
-        self._started: set[int] = set()
-        self._starting = threading.Lock()
+        self._cache = cache
+        self._closing = threading.Lock()
         self._publish()
+
+    def start(self, device: int | str | None = None, sound: bool = True) -> None:
+        """Fork the sound process and the separation process (before any thread starts: the
+        app factory calls this before the screen runs). An output named by the user that cannot
+        be opened ends the program before the screen (the command line says why): then there
+        is nothing to separate."""
+        self.transport.start(device, sound)
+        if device is None or self.transport.error is None:
+            self.start_separation()
 
     def start_separation(self) -> None:
-        """Give the active model its stems: from the cache, or separated by a worker from the
-        playhead. Its A/B partner starts when the active model is done (or fails), or when
-        the user switches to it: on 2 cores, two models at once would both be slow.
+        """Fork the separation process: the active model first, then its partner (engine.LEAD_GOALS)."""
+        slots = [ModelSlot(self._key(i), state.card.sha256, functools.partial(self._load_model, state.card),
+                           self.buffers[i]) for i, state in enumerate(self.models)]
+        self.separation = SeparationProcess(self.samples, slots, self.transport.control, self._cache)
 
-        The screen calls this once it is drawn: a worker's TensorFlow import takes seconds of
-        CPU and would slow the window's first appearance."""
-        self._start(self.active)
-
-    def _start(self, index: int) -> None:
-        with self._starting:
-            if index in self._started:
-                return
-            self._started.add(index)
-        state = self.models[index]
-        state.status = "loading"
-        self.session.add_model(self._key(index), state.card.sha256,
-                               lambda card=state.card: self._load_model(card), buffers=self._stems[index])
-        self.mixer.separations = self._separations()
-
-    def _separations(self) -> list[SongSeparation | None]:
-        """Each model's separation, None for one not started (the mixer's `separations`)."""
-        return [self.separation(i) for i in range(len(self.models))]
-
-    # ---- sound ----------------------------------------------------------------------------
-    def start_output(self, device: int | str | None = None, audio: bool = True) -> None:
-        """Start the sound: a PortAudio stream in its own process, or the silent clock (no
-        audio / no device: `output_error` and `output_note` say why). Call it before threads
-        start where possible (the command line does, before the screen): it forks."""
-        if audio:
-            try:
-                self.output = self.mixer = AudioProcess(self.samples, self._stems, device, self.mixer.snapshot)
-                return
-            except TuiplayerError as error:
-                self.output_error = str(error)
-                self.output_note = f"{error} — playing silently"
-        self.output = SilentClock(self.mixer)  # type: ignore[arg-type]
-
-    def check_output(self) -> str | None:
-        """The screen calls this on its timer. If the sound output stopped on its own (a device
-        unplugged, a dead sound process), carry on with a silent clock from the same playhead
-        and return the notice to show (once); None while all is well."""
-        if not (isinstance(self.output, AudioProcess) and self.output.stalled()):
-            return None
-        stopped, position = self.output, self.output.position
-        mixer = Mixer(self.samples, self._separations())
-        mixer.position = position
-        self.mixer = mixer
-        self._publish()
-        self.output = SilentClock(mixer)
-        threading.Thread(target=stopped.close, daemon=True).start()  # (it may take a while)
-        self.output_note = "the sound output stopped (device unplugged?) — playing silently"
-        return self.output_note
+    def poll(self) -> list[Event | Stopped]:
+        """Take what the separation process said into the models' state (the screen calls
+        this on its timer) and return it, for notices."""
+        if self.separation is None:
+            return []
+        events = self.separation.events()
+        for event in events:
+            if isinstance(event, Stopped):
+                for state in self.models:
+                    if state.status != "done":
+                        state.status = "failed"
+                continue
+            state = self.models[self._index(event.model)]
+            if isinstance(event, ModelReady):
+                state.status = "separating"
+            elif isinstance(event, BlocksDone):
+                state.status, state.done, state.total = "separating", event.done, event.total
+            elif isinstance(event, Finished | FromCache):
+                state.status = "done"
+                state.done = state.total = max(state.total, 1)
+            elif isinstance(event, Failed):
+                state.status = "failed"
+        return events
 
     def close(self) -> None:
-        if self.output is not None:
-            self.output.close()
-        self.session.close(timeout=2.0)
+        """End the sound and the separation (safe to call more than once, from any thread)."""
+        with self._closing:
+            self.transport.close()
+            if self.separation is not None:
+                self.separation.close()
+                self.separation = None
 
     # ---- what the screen reads ------------------------------------------------------------
     @property
+    def position(self) -> int:
+        """The playhead in samples."""
+        return self.transport.position
+
+    @property
     def position_s(self) -> float:
-        return self.mixer.position / SIGNAL.sample_rate
+        return self.transport.position / SIGNAL.sample_rate
 
     @property
     def ended(self) -> bool:
-        return self.mixer.ended
+        return self.transport.ended
 
     def effective_gains(self) -> tuple[float, ...]:
         """Linear gain per stem after mute and solo."""
@@ -195,31 +160,25 @@ class Player:
             for j in range(len(STEMS))
         )
 
-    def separation(self, index: int | None = None) -> SongSeparation | None:
-        return self.session.separations.get(self._key(self.active if index is None else index))
-
     def separated(self, index: int | None = None) -> bool:
         """Whether the active (or given) model's stems play at the playhead now."""
-        separation = self.separation(index)
-        position = self.mixer.position
-        return separation is not None and separation.ready(position, position + BLOCK_FRAMES)
+        position = self.position
+        return self.buffers[self.active if index is None else index].ready(position, position + BLOCK_FRAMES)
 
     def stem_audio(self, stem: int, start: int, stop: int) -> np.ndarray | None:
         """Samples [start, stop) of one stem of the active model (n, 2) float32, or None where
         they are not separated yet."""
-        separation = self.separation()
+        buffers = self.buffers[self.active]
         start, stop = max(0, start), min(len(self.samples), stop)
-        if separation is None or stop <= start or not separation.ready(start, stop):
+        if stop <= start or not buffers.ready(start, stop):
             return None
-        if stem < len(STEMS) - 1:
-            return separation.stored[start:stop, :, stem].astype(np.float32)
-        return self.samples[start:stop] - separation.stored[start:stop].astype(np.float32).sum(axis=-1)
+        return stems.stem(self.samples[start:stop], buffers.stored[start:stop], stem)
 
     def levels(self, window_s: float = 0.05) -> list[float]:
         """Each stem's level as heard now (dBFS, RMS over the last window_s; −inf when silent).
 
         Before the stems exist the meters show what plays: the mix, in every strip."""
-        stop = self.mixer.position
+        stop = self.position
         start = max(0, stop - int(window_s * SIGNAL.sample_rate))
         gains = self.effective_gains()
         levels = []
@@ -233,7 +192,7 @@ class Player:
 
     # ---- actions (keys) -------------------------------------------------------------------
     def toggle_play(self) -> None:
-        if self.mixer.ended:
+        if self.ended:
             self.seek_to(0.0)
             self.playing = True
         else:
@@ -245,10 +204,7 @@ class Player:
 
     def seek_to(self, seconds: float) -> None:
         sample = int(min(max(seconds, 0.0), self.duration_s) * SIGNAL.sample_rate)
-        sample = min(sample, len(self.samples))
-        self.mixer.seek_to = sample
-        self.mixer.position = sample  # the screen shows it at once; the callback confirms
-        self.session.seek(sample)
+        self.transport.seek(min(sample, len(self.samples)))
 
     def toggle_mute(self, stem: int) -> None:
         self.muted[stem] = not self.muted[stem]
@@ -277,13 +233,12 @@ class Player:
         if len(self.models) < 2:
             return False
         self.active = 1 - self.active
-        self._publish()
-        self._start(self.active)
+        self._publish()  # (the separation process reads the active model there too)
         return True
 
     def toggle_loop(self) -> str:
         """First press marks A, the second B (the loop plays), the third clears it."""
-        position = self.mixer.position
+        position = self.position
         if self.loop is not None:
             self.loop, self.loop_start = None, None
             message = "loop cleared"
@@ -305,45 +260,26 @@ class Player:
     def export_stems(self) -> tuple[np.ndarray, np.ndarray]:
         """The remix (n_samples, 2) and stems (n_samples, 2, n_stems) as they play now (the
         active model, the current gains); TuiplayerError while the song is not all separated."""
-        separation = self.separation()
-        if separation is None or not separation.complete:
+        buffers = self.buffers[self.active]
+        if not buffers.complete:
             state = self.models[self.active]
             share = f"{100 * state.done // max(state.total, 1)} %" if state.total else "not started"
             raise TuiplayerError(f"{state.card.name} has not separated the whole song yet ({share})")
-        stems = complete_stems(self.samples, separation.stored)
-        remix = np.einsum("nck,k->nc", stems, np.asarray(self.effective_gains(), dtype=np.float32))
-        return remix.astype(np.float32), stems
+        every = stems.complete(self.samples, buffers.stored)
+        remix = np.einsum("nck,k->nc", every, np.asarray(self.effective_gains(), dtype=np.float32))
+        return remix.astype(np.float32), every
 
     # ---- internals --------------------------------------------------------------------------
     def _key(self, index: int) -> str:
         """The session's name for model `index` (A and B may be the same model)."""
         return f"{'AB'[index]}:{self.models[index].card.name}"
 
-    def _publish(self) -> None:
-        self.mixer.snapshot = MixSnapshot(gains=self.effective_gains(), model=self.active,
-                                          playing=self.playing, loop=self.loop)
+    def _index(self, key: str) -> int:
+        return next(i for i in range(len(self.models)) if self._key(i) == key)
 
-    def _event(self, event: SessionEvent) -> None:
-        """A session event (on a worker thread): update the model's state, then pass it on."""
-        index = next((i for i in range(len(self.models)) if self._key(i) == event.model), None)
-        if index is not None:
-            state = self.models[index]
-            if isinstance(event, ModelReady):
-                state.status = "separating"
-            elif isinstance(event, BlocksDone):
-                state.status, state.done, state.total = "separating", event.done, event.total
-            elif isinstance(event, Finished | FromCache):
-                state.status = "done"
-                separation = self.session.separations.get(event.model)
-                if separation is not None:
-                    state.done = state.total = len(separation.grid)
-            elif isinstance(event, Failed):
-                state.status = "failed"
-            if isinstance(event, Finished | FromCache | Failed):
-                for other in range(len(self.models)):  # the partner's turn
-                    self._start(other)
-        if self._on_event is not None:
-            self._on_event(event)
+    def _publish(self) -> None:
+        self.transport.snapshot = MixSnapshot(gains=self.effective_gains(), model=self.active,
+                                              playing=self.playing, loop=self.loop)
 
 
 def format_time(seconds: float) -> str:

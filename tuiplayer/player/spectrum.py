@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -47,35 +48,74 @@ def spectrogram_image(spec_power: np.ndarray, n_bands: int) -> np.ndarray:
     return np.clip((db + 80.0) / 80.0, 0.0, 1.0)
 
 
-class ColumnCache:
-    """Spectrogram columns already computed, by column number (column k is centred on sample
-    k·hop), so a scrolling view computes only the columns that scroll in.
+class SpectrumColumns:
+    """Spectrogram columns of the audio the screen shows, computed in a thread of their own so
+    the screen's thread only draws them (DESIGN.md §4). Column k is centred on sample k·hop.
 
-    Columns belong to one source (e.g. "mix", or a stem of a model) and one band count; asking
-    for another starts afresh.
+    The screen asks for `image(key, audio, first, count, n_bands)` on its timer; columns not
+    computed yet come back as silence (0) and are computed next, with AHEAD_SCREENS of the
+    view's width ahead of it, so a scrolling view finds its columns ready. Columns belong to
+    one source (`key`: the mix, or a stem of a model) and one band count; asking for another
+    starts afresh.
     """
+
+    AHEAD_SCREENS = 1.0
 
     def __init__(self, hop: int) -> None:
         self.hop = hop
         self._key: tuple[object, int] | None = None
         self._columns: dict[int, np.ndarray] = {}
+        self._wanted: tuple[tuple[object, int], Callable[[int, int], tuple[np.ndarray, int]], int, int] | None = None
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def image(self, key: object, audio: Callable[[int, int], tuple[np.ndarray, int]], first: int, count: int,
-              n_bands: int) -> np.ndarray:
-        """Columns first … first+count-1 as (count, n_bands) levels 0..1.
+    def image(self, key: object, audio: Callable[[int, int], tuple[np.ndarray, int] | None], first: int,
+              count: int, n_bands: int) -> np.ndarray:
+        """Columns first … first+count-1 as (count, n_bands) levels 0..1 (0 where not computed yet).
 
-        audio(start, stop) gives (samples (n, 2), the sample number of samples[0]) covering
-        at least samples [start, stop) of the song (outside the song is silence)."""
+        audio(start, stop) gives (samples (n, 2), the sample number of samples[0]) covering at
+        least samples [start, stop) of the song (outside the song is silence), or None when it
+        has nothing there; it is called on the worker thread."""
         if self._key != (key, n_bands):
             self._key, self._columns = (key, n_bands), {}
-        missing = [k for k in range(first, first + count) if k not in self._columns]
-        if missing:
+        columns = self._columns
+        blank = np.zeros(n_bands, dtype=np.float32)
+        image = np.stack([columns.get(k, blank) for k in range(first, first + count)])
+        self._wanted = ((key, n_bands), audio, first, count)
+        if any(k not in columns for k in range(first, first + count + int(self.AHEAD_SCREENS * count))):
+            self._start()
+            self._wake.set()
+        return image
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="spectrum", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while self._wake.wait():
+            self._wake.clear()
+            wanted = self._wanted
+            if wanted is not None:
+                self._compute(*wanted)
+
+    def _compute(self, key: tuple[object, int], audio: Callable[[int, int], tuple[np.ndarray, int] | None],
+                 first: int, count: int) -> None:
+        last = first + count + int(self.AHEAD_SCREENS * count)
+        for start, stop in ((first, first + count), (first + count, last)):  # what shows now, then ahead
+            columns = self._columns
+            missing = [k for k in range(start, stop) if k not in columns]
+            if not missing:
+                continue
             lo, hi = missing[0], missing[-1]
             half = SIGNAL.n_fft // 2
-            samples, offset = audio(lo * self.hop - half, hi * self.hop + half)
-            levels = spectrogram_image(column_power(samples, lo * self.hop - offset, hi - lo + 1, self.hop), n_bands)
-            for k, column in zip(range(lo, hi + 1), levels, strict=True):
-                self._columns[k] = column
-        if len(self._columns) > 4 * count:  # forget what scrolled far away
-            self._columns = {k: v for k, v in self._columns.items() if first - count <= k < first + 2 * count}
-        return np.stack([self._columns[k] for k in range(first, first + count)])
+            piece = audio(lo * self.hop - half, hi * self.hop + half)
+            if piece is None:  # (e.g. a stem not separated that far yet)
+                return
+            samples, offset = piece
+            levels = spectrogram_image(column_power(samples, lo * self.hop - offset, hi - lo + 1, self.hop), key[1])
+            if self._key != key:  # the view changed meanwhile: these belong to no one
+                return
+            fresh = {k: v for k, v in columns.items() if first - count <= k < last + count}  # forget what scrolled
+            fresh.update(zip(range(lo, hi + 1), levels, strict=True))
+            self._columns = fresh

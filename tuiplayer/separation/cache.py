@@ -17,15 +17,15 @@ import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from tuiplayer.files import atomic_write, write_text
+from tuiplayer.stems import STORED_STEMS, complete
 
 DEFAULT_LIMIT_MB = 4096
-STORED_STEMS = 3
-"""Stems stored (vocals, drums, bass); the fourth, other, is the mixture minus these."""
 
 
 def cache_dir() -> Path:
@@ -61,7 +61,7 @@ class StemCache:
     def load(self, audio: np.ndarray, content: str, model_sha256: str) -> np.ndarray | None:
         """The cached vocals, drums and bass (n_samples, 2, 3) float16 of this audio and model, or None.
 
-        `separator.complete_stems(audio, stored)` gives all four stems.
+        `stems.complete(audio, stored)` gives all four stems.
 
         A missing, partial or corrupt entry is None (and removed, so it gets rebuilt).
         """
@@ -121,3 +121,19 @@ def _remove(*paths: Path) -> None:
     for path in paths:
         with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
+
+
+def cached_or_separated(cache: StemCache | None, audio: np.ndarray, model_sha256: str,
+                        separate: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, bool, str | None]:
+    """All stems (n_samples, 2, 4) of `audio` by the model with that sha256: from the cache, else
+    `separate(audio)`, then kept there. Returns (stems, whether they came from the cache, a
+    one-line reason they could not be kept or None). The player's engine does the same block
+    by block (separation.engine)."""
+    if cache is None:
+        return separate(audio), False, None
+    content = content_hash(audio)
+    stored = cache.load(audio, content, model_sha256)
+    if stored is not None:
+        return complete(audio, stored), True, None
+    stems = separate(audio)
+    return stems, False, cache.store(stems, content, model_sha256)

@@ -1,38 +1,43 @@
-"""Background separation: one worker thread per loaded model (DESIGN.md §4).
+"""Separating one song with one or two models, one block at a time (DESIGN.md §4).
 
-A `SeparationWorker` owns its model: it loads it in its own thread (TensorFlow is imported
-there, so the UI is up before TensorFlow is), then separates the song's blocks in the
-scheduler's order until all are done or it is stopped. `seek` re-prioritises at once: when
-a model call is under way, the block the new playhead needs goes to an urgent lane (a second
-thread) whose model call runs next, between two stages of the call under way (`ModelGate`;
-runtime.Runner runs a model in stages), and has the CPU to itself until its stems are in.
-Everything it has to say goes out as an event through `on_event` — progress, readiness,
-errors — and an error ends the worker cleanly (the player keeps playing the original mix);
-it never dies with a traceback.
+`Engine` is what the separation process runs (separation.process) and what `bench` and the
+tests drive directly. Each `step()` does one piece of work — open a model (its stems from the
+cache, or the model loaded), or separate one block — chosen afresh from where the playhead is
+*now* and which model is active *now*: a seek or an A/B switch is served by the very next
+step, and a step is one block's model call (0.03-0.15 s on this machine's CPU runtime), so
+no call needs to be cut short or overtaken.
+
+Which model works next: the first entry of LEAD_GOALS whose model has less than that many
+seconds of stems ready past the playhead. The active model's stems reach 10 s ahead first,
+then its partner's (so that an A/B switch plays stems at once), then both a minute ahead,
+then the rest of the song, active model first. A block is the one the playhead needs, else
+the next one ahead, else (once everything ahead is done) the nearest one behind.
+
+Everything the engine has to say is an event through `on_event`: progress, readiness,
+errors. A failure ends that model's separation only; the other goes on, and the player plays
+the original mix wherever there are no stems.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import os
-import threading
+import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from tuiplayer.config import SIGNAL
+from tuiplayer.dsp.stft import Stft
 from tuiplayer.errors import TuiplayerError
-from tuiplayer.memory import freeze_long_lived
-from tuiplayer.separation.scheduler import BlockScheduler
+from tuiplayer.separation.cache import StemCache, content_hash
 from tuiplayer.separation.separator import Predict, Separator, SongSeparation
+from tuiplayer.stems import StemBuffers
 
 
 @dataclass(frozen=True)
 class ModelReady:
-    """The model loaded (load_s seconds after the worker started)."""
+    """The model loaded, in load_s seconds."""
 
     model: str
     load_s: float
@@ -40,8 +45,8 @@ class ModelReady:
 
 @dataclass(frozen=True)
 class BlocksDone:
-    """Blocks were added. done/total: blocks so far; seconds: the call's own duration (STFT,
-    model, inverse STFT), not the time it waited for the other lane's."""
+    """Blocks were added. done/total: blocks so far; seconds: the call's duration (STFT, model,
+    inverse STFT)."""
 
     model: str
     blocks: tuple[int, ...]
@@ -58,6 +63,13 @@ class Finished:
 
 
 @dataclass(frozen=True)
+class FromCache:
+    """The model's stems came from the cache: the whole song is separated already."""
+
+    model: str
+
+
+@dataclass(frozen=True)
 class Failed:
     """Separation stopped on an error; message is one line for the user."""
 
@@ -65,210 +77,158 @@ class Failed:
     message: str
 
 
-Event = ModelReady | BlocksDone | Finished | Failed
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know that stops nothing (e.g. the cache is not writable)."""
+
+    model: str
+    message: str
 
 
-FIRST_CALL_LEAD_S = 1.5
-"""How far playback gets during a model's first call, which runs eagerly (the hybrid, two
-blocks: 1.1-1.2 s, and their STFTs)."""
+Event = ModelReady | BlocksDone | Finished | FromCache | Failed | Notice
 
 
-BACKGROUND_NICE = 5
-"""How much lower the separation's threads run than the screen's (Linux nice): the screen and
-the sound process get the CPU first when they need it, and all of it goes to separation when
-they don't."""
+LEAD_GOALS: tuple[tuple[int, float], ...] = ((0, 10.0), (1, 10.0), (0, 60.0), (1, 60.0), (0, math.inf),
+                                             (1, math.inf))
+"""(rank, seconds): rank 0 is the active model, 1 its A/B partner; the first pair whose model
+has fewer seconds of stems ready past the playhead gets the next step (see the module doc);
+inf: any block left, behind the playhead included."""
 
 
-def _lower_priority() -> None:
-    """This thread, and the threads it starts (TensorFlow's pools are made on their first use,
-    here), run BACKGROUND_NICE below the rest of the process (on Linux, nice is per thread)."""
-    with contextlib.suppress(OSError, AttributeError):
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + BACKGROUND_NICE)
+@dataclass
+class ModelSlot:
+    """One model the engine separates with. name: carried in its events; sha256: the cache's key
+    for its stems; load: makes its Predict (called by the engine, in its process); buffers: where
+    its stems go (shared memory in the player)."""
+
+    name: str
+    sha256: str
+    load: Callable[[], Predict]
+    buffers: StemBuffers
+    state: str = "waiting"  # waiting, separating, done, failed
+    separator: Separator | None = field(default=None, repr=False)
+    song: SongSeparation | None = field(default=None, repr=False)
 
 
-class ModelGate:
-    """One model stage at a time, and none of the main lane's while an urgent block is under way.
+class Engine:
+    """Separates `audio` (n_samples, 2) float32 with each slot's model.
 
-    TensorFlow gives every call in the process the same executor threads: two calls at once
-    take as long as one after the other (runtime.PLAYER_THREADS). So what a seek's block can
-    win is its place in the queue: its model call goes next, between two stages of the call
-    under way (runtime.Runner runs a model in stages), and then has the CPU to itself.
-    """
-
-    def __init__(self) -> None:
-        self._changed = threading.Condition()
-        self._busy = False
-        self._urgent = 0  # urgent blocks under way
-
-    @contextlib.contextmanager
-    def urgent(self) -> Iterator[None]:
-        """An urgent block, from its STFT to its stems: the main lane starts no stage meanwhile."""
-        with self._changed:
-            self._urgent += 1
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._urgent -= 1
-                self._changed.notify_all()
-
-    @contextlib.contextmanager
-    def stage(self, urgent: bool) -> Iterator[None]:
-        """One stage of a model call: after the stage under way, and after urgent blocks unless urgent."""
-        with self._changed:
-            self._changed.wait_for(lambda: not self._busy and (urgent or not self._urgent))
-            self._busy = True
-        try:
-            yield
-        finally:
-            with self._changed:
-                self._busy = False
-                self._changed.notify_all()
-
-
-class SeparationWorker(threading.Thread):
-    """Separates `song` with the model `load()` returns, playhead first.
-
-    name: the model's name (carried in every event). load: makes the model's Predict (runs in
-    this thread). on_event: called from this thread; the UI forwards it with post_message.
-    playhead: where playback is now (samples), when something is playing the song.
+    playhead: where playback is now (samples); active: the index of the slot playing now.
     """
 
     def __init__(
         self,
-        name: str,
-        load: Callable[[], Predict],
-        song: SongSeparation,
+        audio: np.ndarray,
+        slots: list[ModelSlot],
         on_event: Callable[[Event], None],
-        batch_size: int = 8,
-        playhead: Callable[[], int] | None = None,
+        *,
+        playhead: Callable[[], int] = lambda: 0,
+        active: Callable[[], int] = lambda: 0,
+        cache: StemCache | None = None,
+        stft: Stft | None = None,
     ) -> None:
-        super().__init__(name=f"separate-{name}", daemon=True)
-        self.model = name
-        self.song = song
-        self._playhead = playhead
-        self._load = load
+        self.audio = np.ascontiguousarray(audio, dtype=np.float32)
+        self.slots = slots
         self._on_event = on_event
-        self._scheduler = BlockScheduler(len(song.grid), batch_size)
-        self._lock = threading.Lock()
-        self._cancel = threading.Event()
-        self._separator: Separator | None = None
-        self._busy: set[int] = set()  # blocks in a model call now (either lane)
-        self._urgent: threading.Thread | None = None
-        self._gate = ModelGate()
-        self._lane = threading.local()  # waited_s: the time this lane's call spent waiting at the gate
+        self._playhead = playhead
+        self._active = active
+        self._cache = cache
+        self._content = content_hash(self.audio) if cache is not None else ""
+        self._stft = stft or Stft()
 
-    def seek(self, sample: int) -> None:
-        """The playhead moved to `sample`: serve its block next (at once, in the urgent lane,
-        when a model call is under way)."""
-        needed = self.song.blocks_needed(sample)
-        with self._lock:
-            self._scheduler.move_to(self.song.block_at_sample(sample), needed)
-            blocks = [i for i in needed if not self.song.done[i] and i not in self._busy]
-            if not blocks or not self._busy or self._separator is None or self._cancel.is_set():
-                return  # nothing to do, or the next call serves it anyway
-            if self._urgent is not None and self._urgent.is_alive():
-                return
-            blocks = blocks[:1]  # a second one (a cross-fade) is the main lane's next call
-            self._busy.update(blocks)
-            self._urgent = threading.Thread(target=self._separate_urgent, args=(blocks,), daemon=True,
-                                            name=f"separate-{self.model}-urgent")
-            self._urgent.start()
+    def run(self, stop: Callable[[], bool] = lambda: False) -> None:
+        """Step until every model is done or failed, or stop() says so (asked between steps)."""
+        while not stop() and self.step():
+            pass
 
-    def _catch_up(self, sample: int) -> None:
-        """Playback went on while the model loaded (seconds): the first call takes the two
-        blocks whose stems cover where playback will be when it ends, from at most an overlap
-        (1.1 s) after that place to at least a step (3.3 s) after it. The second call traces
-        the graph (the hybrid: 2.2-2.8 s), so one block's share (2.2 s) would run out before
-        its neighbour is done."""
-        frame = (sample + int(FIRST_CALL_LEAD_S * SIGNAL.sample_rate)) // self.song.stft.config.hop_length
-        grid = self.song.grid
-        first = min(frame // grid.step, len(grid) - 1)
-        with self._lock:
-            self._scheduler.move_to(first, tuple(range(first, min(first + 2, len(grid)))))
-
-    def stop(self) -> None:
-        """Cancel: the worker ends after the model call in progress."""
-        self._cancel.set()
-
-    @property
-    def stopped(self) -> bool:
-        return self._cancel.is_set()
-
-    def run(self) -> None:
-        started = time.perf_counter()
-        _lower_priority()
-        try:
-            predict = self._load()
-        except TuiplayerError as error:
-            self._on_event(Failed(self.model, str(error)))
-            return
-        except Exception as error:  # a worker reports, it never dies with a traceback
-            self._on_event(Failed(self.model, f"cannot load the model ({type(error).__name__}: {error})"))
-            return
-        freeze_long_lived()  # TensorFlow and the model live as long as the process
-        self._on_event(ModelReady(self.model, time.perf_counter() - started))
-        if self._playhead is not None:
-            self._catch_up(self._playhead())
-        with self._lock:
-            self._separator = Separator(self._gated(predict), stft=self.song.stft)
-        while not self._cancel.is_set():
-            with self._lock:
-                taken = self.song.done.copy()
-                taken[list(self._busy)] = True
-                batch = self._scheduler.next_batch(taken)
-                self._busy.update(batch)
-                urgent = self._urgent
-            if not batch:
-                if urgent is not None and urgent.is_alive():
-                    urgent.join()  # its blocks are the last ones
-                    continue
-                if self.song.complete:
-                    self._on_event(Finished(self.model))
-                return
-            if not self._separate(batch):
-                return
-
-    def _gated(self, predict: Predict) -> Predict:
-        """predict through the gate: stage by stage where it has stages (runtime.Runner), else whole."""
-
-        in_stages = getattr(predict, "call_in_stages", None)
-
-        def gated(magnitudes: np.ndarray) -> np.ndarray:
-            step = functools.partial(self._waiting, threading.current_thread() is self._urgent)
-            if in_stages is not None:
-                return in_stages(magnitudes, step)
-            with step():
-                return predict(magnitudes)
-
-        return gated
-
-    @contextlib.contextmanager
-    def _waiting(self, urgent: bool) -> Iterator[None]:
-        """A stage through the gate; the time it waited to start counts in this lane's waited_s."""
-        asked = time.perf_counter()
-        with self._gate.stage(urgent):
-            self._lane.waited_s += time.perf_counter() - asked
-            yield
-
-    def _separate_urgent(self, blocks: list[int]) -> None:
-        with self._gate.urgent():
-            self._separate(blocks)
-
-    def _separate(self, blocks: list[int]) -> bool:
-        """One model call on `blocks` (claimed in _busy); False (and a Failed event) on an error."""
-        call_start = time.perf_counter()
-        self._lane.waited_s = 0.0
-        try:
-            self._separator.run_blocks(self.song, blocks)  # type: ignore[union-attr]
-        except Exception as error:
-            self._cancel.set()
-            self._on_event(Failed(self.model, f"separation failed ({type(error).__name__}: {error})"))
+    def step(self) -> bool:
+        """Do the next piece of work; False when there is none left."""
+        choice = self._next()
+        if choice is None:
             return False
-        finally:
-            with self._lock:
-                self._busy.difference_update(blocks)
-        self._on_event(BlocksDone(self.model, tuple(blocks), int(self.song.done.sum()), len(self.song.grid),
-                                  time.perf_counter() - call_start - self._lane.waited_s))
+        slot, block = choice
+        if slot.state == "waiting":
+            self._open(slot)
+        else:
+            self._separate(slot, block)
         return True
+
+    def lead_s(self, slot: ModelSlot) -> float:
+        """Seconds of `slot`'s stems ready from the playhead on (inf: to the song's end)."""
+        playhead = min(max(int(self._playhead()), 0), len(self.audio))
+        until = slot.buffers.ready_until(playhead)
+        return math.inf if until >= len(self.audio) else (until - playhead) / SIGNAL.sample_rate
+
+    def _next(self) -> tuple[ModelSlot, int] | None:
+        """The slot to work on and (when it is open) the block to separate."""
+        active = min(max(int(self._active()), 0), len(self.slots) - 1)
+        ranked = [self.slots[active], *(s for i, s in enumerate(self.slots) if i != active)]
+        for rank, goal_s in LEAD_GOALS:
+            if rank >= len(ranked) or ranked[rank].state in ("done", "failed"):
+                continue
+            slot = ranked[rank]
+            if slot.state == "waiting":
+                return slot, -1
+            wanted = not slot.song.complete if goal_s == math.inf else self.lead_s(slot) < goal_s  # type: ignore[union-attr]
+            if wanted:
+                return slot, self._next_block(slot)
+        return None
+
+    def _next_block(self, slot: ModelSlot) -> int:
+        """The block the playhead needs, else the next one ahead, else the nearest behind."""
+        song = slot.song
+        assert song is not None
+        playhead = min(max(int(self._playhead()), 0), len(self.audio) - 1)
+        needed = [i for i in song.blocks_needed(playhead) if not song.done[i]]
+        if needed:
+            return needed[0]
+        first = song.block_at_sample(playhead)
+        ahead = np.flatnonzero(~song.done[first:])
+        if len(ahead):
+            return first + int(ahead[0])
+        return int(np.flatnonzero(~song.done[:first])[-1])
+
+    def _open(self, slot: ModelSlot) -> None:
+        """The slot's stems from the cache, or its model loaded (state separating or failed)."""
+        slot.song = SongSeparation(self.audio, self._stft, 4, buffers=slot.buffers)
+        cached = self._cache.load(self.audio, self._content, slot.sha256) if self._cache is not None else None
+        if cached is not None:
+            slot.song.fill(cached)
+            slot.state = "done"
+            self._on_event(FromCache(slot.name))
+            return
+        started = time.perf_counter()
+        try:
+            predict = slot.load()
+        except TuiplayerError as error:
+            self._fail(slot, str(error))
+            return
+        except Exception as error:  # reported, never a traceback
+            self._fail(slot, f"cannot load the model ({type(error).__name__}: {error})")
+            return
+        slot.separator = Separator(predict, stft=self._stft)
+        slot.state = "separating"
+        self._on_event(ModelReady(slot.name, time.perf_counter() - started))
+
+    def _separate(self, slot: ModelSlot, block: int) -> None:
+        song, separator = slot.song, slot.separator
+        assert song is not None and separator is not None
+        started = time.perf_counter()
+        try:
+            separator.run_blocks(song, [block])
+        except Exception as error:
+            self._fail(slot, f"separation failed ({type(error).__name__}: {error})")
+            return
+        self._on_event(BlocksDone(slot.name, (block,), int(song.done.sum()), len(song.grid),
+                                  time.perf_counter() - started))
+        if song.complete:
+            slot.state = "done"
+            if self._cache is not None:
+                problem = self._cache.store(song.stored, self._content, slot.sha256)
+                if problem:
+                    self._on_event(Notice(slot.name, problem))
+            self._on_event(Finished(slot.name))
+
+    def _fail(self, slot: ModelSlot, message: str) -> None:
+        slot.state = "failed"
+        self._on_event(Failed(slot.name, message))

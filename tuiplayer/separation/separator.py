@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,6 +19,7 @@ from tuiplayer.config import SIGNAL
 from tuiplayer.dsp import masks as mask_ops
 from tuiplayer.dsp.stft import Stft, n_frames_for
 from tuiplayer.separation.blocks import DEFAULT_OVERLAP, BlockGrid
+from tuiplayer.stems import StemBuffers, complete, frame_span
 
 Predict = Callable[[np.ndarray], np.ndarray]
 """A model: magnitudes (batch, n_frames, n_bins, channels) → masks (batch, n_frames, n_bins, channels, n_stems)."""
@@ -48,10 +48,11 @@ class SongSeparation:
         self.stft = stft
         self.n_stems = n_stems
         self.grid = BlockGrid(n_frames_for(len(audio)), overlap=overlap)
-        buffers = buffers or StemBuffers.zeros(len(audio), audio.shape[1], n_stems)
+        buffers = buffers or StemBuffers.zeros(len(audio), audio.shape[1])
         if buffers.stored.shape != (len(audio), audio.shape[1], n_stems - 1) \
                 or buffers.frames_ready.shape != (self.grid.n_frames,):
             raise ValueError(f"buffers {buffers.stored.shape}, {buffers.frames_ready.shape} do not fit the song")
+        self.buffers = buffers
         self.stored, self.frames_ready = buffers.stored, buffers.frames_ready
         self.done = np.zeros(len(self.grid), dtype=bool)
         # blocks covering each frame, and how many of them are done: (n_frames,) each
@@ -99,24 +100,18 @@ class SongSeparation:
     @property
     def stems(self) -> np.ndarray:
         """All stems (n_samples, 2, n_stems) float32 (a new array); final where `ready`."""
-        return complete_stems(self.audio, self.stored)
+        return complete(self.audio, self.stored)
 
     def fill(self, stems: np.ndarray) -> None:
         """Take finished stems (n_samples, 2, n_stems), or the stored ones without other (e.g.
         from the cache): every block done."""
-        self.stored[...] = stems[..., : self.n_stems - 1]
+        self.buffers.fill(stems)
         self._added[...] = self._covering
-        self.frames_ready[...] = True
         self.done[...] = True
-
-    def frame_span(self, start: int, stop: int) -> tuple[int, int]:
-        """Frames [lo, hi) whose windows overlap samples [start, stop)."""
-        return frame_span(start, stop, self.grid.n_frames, self.stft.config.n_fft, self.stft.config.hop_length)
 
     def ready(self, start: int, stop: int) -> bool:
         """Whether the stems of samples [start, stop) are final."""
-        return samples_ready(self.frames_ready, start, stop, len(self.audio),
-                             self.stft.config.n_fft, self.stft.config.hop_length)
+        return self.buffers.ready(start, stop)
 
     def block_at_sample(self, sample: int) -> int:
         """The block to separate first for a playhead at `sample`."""
@@ -124,58 +119,13 @@ class SongSeparation:
 
     def blocks_needed(self, sample: int) -> tuple[int, ...]:
         """Every block whose frames shape the audio at `sample` (one, or two in a cross-fade)."""
-        lo, hi = self.frame_span(sample, sample + 1)
+        lo, hi = frame_span(sample, sample + 1, self.grid.n_frames)
         return tuple(i for i in range(len(self.grid))
                      if self.grid.frames(i)[0] < hi and self.grid.frames(i)[1] > lo)
 
     @property
     def complete(self) -> bool:
         return bool(self.done.all())
-
-
-@dataclass(frozen=True)
-class StemBuffers:
-    """Where a SongSeparation keeps its stems: stored (n_samples, channels, n_stems - 1) float16
-    and frames_ready (n_frames,) bool, both zeros to begin with."""
-
-    stored: np.ndarray
-    frames_ready: np.ndarray
-
-    @staticmethod
-    def zeros(n_samples: int, channels: int = SIGNAL.channels, n_stems: int = 4,
-              allocate: Callable[[tuple[int, ...], type], np.ndarray] = np.zeros) -> StemBuffers:
-        """New buffers for a song of n_samples, made by allocate(shape, dtype) (zeros)."""
-        return StemBuffers(allocate((n_samples, channels, n_stems - 1), np.float16),
-                           allocate((n_frames_for(n_samples),), np.bool_))
-
-
-def frame_span(start: int, stop: int, n_frames: int, n_fft: int = SIGNAL.n_fft,
-               hop: int = SIGNAL.hop_length) -> tuple[int, int]:
-    """Frames [lo, hi) whose windows overlap samples [start, stop)."""
-    half = n_fft // 2
-    return max(0, (start - half) // hop + 1), min(n_frames, (stop - 1 + half) // hop + 1)
-
-
-def samples_ready(frames_ready: np.ndarray, start: int, stop: int, n_samples: int,
-                  n_fft: int = SIGNAL.n_fft, hop: int = SIGNAL.hop_length) -> bool:
-    """Whether the stems of samples [start, stop) of a song of n_samples are final: every
-    frame overlapping them is ready (frames_ready: (n_frames,) bool)."""
-    lo, hi = frame_span(max(start, 0), min(stop, n_samples), len(frames_ready), n_fft, hop)
-    return bool(frames_ready[lo:hi].all())
-
-
-def complete_stems(audio: np.ndarray, stored: np.ndarray) -> np.ndarray:
-    """audio (n_samples, 2) and every stem but other (n_samples, 2, n_stems - 1) → all stems
-    (n_samples, 2, n_stems) float32, other being the mixture minus the rest."""
-    stems = np.empty((*audio.shape, stored.shape[-1] + 1), dtype=np.float32)
-    stems[..., :-1] = stored
-    other = stems[..., -1]
-    # one stem at a time: a sum over the short stem axis is numpy's slow case (0.42 s → 0.19 s
-    # for a 4-minute song)
-    np.subtract(audio, stems[..., 0], out=other)
-    for j in range(1, stored.shape[-1]):
-        other -= stems[..., j]
-    return stems
 
 
 class Separator:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from tuiplayer.assets import DEMO_DIR
 from tuiplayer.config import SIGNAL, STEMS
 from tuiplayer.errors import TuiplayerError
 from tuiplayer.files import atomic_write, write_text
@@ -33,8 +34,6 @@ DEMO_RECIPE = 1
 """The production recipe (generate.RECIPES) the bundled demo was rendered with."""
 
 DEMO_SECONDS = 30.0
-DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"
-"""Where the demo lives inside the package."""
 
 FLAC_SUBTYPE = "PCM_16"
 

@@ -1,0 +1,124 @@
+"""The separation in a process of its own (DESIGN.md §1, §4).
+
+On 2 cores one Python process cannot both draw the screen and load and run a model: the
+screen's thread held the GIL while the model loaded in pure Python, and the first stems came
+5x later than the engine alone managed (measured, issue 12). So the player forks a child at
+launch, before the screen starts, that imports the inference runtime, loads the models and
+runs the `Engine`:
+
+- the song (n_samples, 2) float32 is the child's copy-on-write view of the parent's array;
+- each model's stems go into its `StemBuffers` in shared memory (tuiplayer.stems), which the
+  sound process mixes and the screen reads;
+- the playhead and the active model come from the transport's control array (shared memory,
+  playback.process): the child reads them before every step, so seeks and A/B switches need
+  no message;
+- everything else it has to say — progress, readiness, errors — goes up a pipe as engine
+  events, which the screen takes on its timer (`events()`).
+
+The child runs below the screen's priority (nice +BACKGROUND_NICE) and ends when the parent
+closes its end of the pipe (or dies). If it dies on its own, `events()` says so once: the
+player shows a notice and plays the original mix wherever there are no stems.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import multiprocessing
+import os
+import signal
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+import numpy as np
+
+from tuiplayer.dsp.stft import Stft
+from tuiplayer.playback.process import MODEL, POSITION
+from tuiplayer.separation.cache import StemCache
+from tuiplayer.separation.engine import Engine, Event, ModelSlot
+
+BACKGROUND_NICE = 5
+"""How much lower than the screen and the sound the separation runs (Linux nice): they get
+the CPU first when they need it, and all of it goes to separation when they don't."""
+
+
+SEPARATION_THREADS = 1
+"""Threads the separation uses for its STFTs (and asks of the inference runtime): one core of
+two, the other left to the screen and the sound (DESIGN.md §4)."""
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The separation process ended on its own (a crash, or killed); exit code or signal."""
+
+    message: str
+
+
+def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, slots: list[ModelSlot],
+           control: np.ndarray, cache: StemCache | None) -> None:
+    """The child: separate, sending events, until done (then wait) or told to stop."""
+    parent_end.close()  # (else the parent's death would never read as EOF here)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when separation ends
+    gc.freeze()  # the parent's objects: never walked here (nor copied by the walk)
+    with contextlib.suppress(OSError):
+        os.nice(BACKGROUND_NICE)
+
+    def send(event: Event) -> None:
+        connection.send(event)
+
+    engine = Engine(audio, slots, send, playhead=lambda: int(control[POSITION]),
+                    active=lambda: int(control[MODEL]), cache=cache, stft=Stft(threads=SEPARATION_THREADS))
+    try:
+        engine.run(stop=connection.poll)  # a message, or the parent's end closed
+        connection.poll(None)  # all done: wait to be told to end
+    except (BrokenPipeError, EOFError, OSError):
+        pass  # the parent is gone
+
+
+class SeparationProcess:
+    """Separates `audio` with each slot's model in a forked child (see the module docstring).
+
+    control: the transport's shared control array (playhead, active model).
+    """
+
+    def __init__(self, audio: np.ndarray, slots: list[ModelSlot], control: np.ndarray,
+                 cache: StemCache | None = None) -> None:
+        context = multiprocessing.get_context("fork")
+        self._connection, child_end = context.Pipe()
+        self._process = context.Process(target=_serve,
+                                        args=(child_end, self._connection, audio, slots, control, cache),
+                                        name="tuiplayer-separation", daemon=True)
+        self._process.start()
+        child_end.close()
+        self._reported = False
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def events(self) -> list[Event | Stopped]:
+        """What the child said since the last call (never blocks); a `Stopped` once, at the end,
+        if it died on its own."""
+        taken: list[Event | Stopped] = []
+        try:
+            while self._connection.poll():
+                taken.append(self._connection.recv())
+        except (EOFError, OSError):
+            pass
+        if not self._reported and not self._process.is_alive() and not self._connection.closed:
+            self._reported = True
+            code = self._process.exitcode
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+            taken.append(Stopped(f"the separation process stopped ({how})"))
+        return taken
+
+    def close(self) -> None:
+        """End the child (it stops between two blocks)."""
+        self._reported = True
+        with contextlib.suppress(OSError, ValueError):
+            self._connection.send("stop")
+        self._process.join(2.0)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(1.0)
+        self._connection.close()
