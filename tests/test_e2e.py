@@ -4,13 +4,7 @@ as a person would; the test checks what was actually heard."""
 
 from __future__ import annotations
 
-import os
-import shlex
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +15,7 @@ import pytest
 from tuiplayer import modelstore
 from tuiplayer.assets import DEMO_DIR
 from tuiplayer.audio.io import load
+from tuiplayer.bench_player import PrivatePulse, TmuxPlayer
 from tuiplayer.config import SIGNAL
 from tuiplayer.separation.cache import StemCache, content_hash
 
@@ -40,98 +35,9 @@ def error_db(heard: np.ndarray, expected: np.ndarray, reference: np.ndarray) -> 
     return float(10 * np.log10(np.sum((heard - expected) ** 2) / np.sum(reference**2) + 1e-12))
 
 
-class Pulse:
-    """A private PulseAudio server with a null sink `out`, and a recorder of its monitor."""
-
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(home / "run"),
-                    "PULSE_RUNTIME_PATH": str(home / "run" / "pulse")}
-        (home / "run").mkdir(mode=0o700)
-        self.server = subprocess.Popen(
-            ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no",
-             "-L", "module-native-protocol-unix", "-L", "module-null-sink sink_name=out rate=44100",
-             "-L", "module-always-sink"],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for _ in range(100):
-            if subprocess.run(["pactl", "info"], env=self.env, capture_output=True, check=False).returncode == 0:
-                break
-            time.sleep(0.1)
-        subprocess.run(["pactl", "set-default-sink", "out"], env=self.env, check=True, capture_output=True)
-        self.recorder: subprocess.Popen | None = None
-        self._reader: threading.Thread | None = None
-        self._bytes = bytearray()
-        self._arrivals: list[tuple[float, int]] = []  # (time.monotonic(), frames received by then)
-
-    def record(self) -> None:
-        """Start recording; a thread timestamps each piece of sound as it arrives."""
-        self.recorder = subprocess.Popen(
-            ["parec", "-d", "out.monitor", "--format=float32le", "--rate=44100", "--channels=2",
-             "--latency-msec=20"], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        self._reader = threading.Thread(target=self._read, args=(self.recorder.stdout,), daemon=True)
-        self._reader.start()
-
-    def _read(self, pipe) -> None:
-        while piece := os.read(pipe.fileno(), 1 << 16):
-            self._bytes += piece
-            self._arrivals.append((time.monotonic(), len(self._bytes) // 8))
-
-    def recording(self) -> tuple[np.ndarray, float]:
-        """Stop recording: what was heard (n, 2) float32, and the time.monotonic() at which its
-        first frame was heard. A frame arrives after it is heard, never before, so the earliest
-        of (arrival − frames before it) over all pieces is that time, late by at most the
-        quickest delivery; the delay of the pieces still in flight at the stop does not count."""
-        assert self.recorder is not None and self._reader is not None
-        self.recorder.send_signal(signal.SIGINT)
-        self.recorder.wait(5)
-        self._reader.join(5)
-        heard = np.frombuffer(bytes(self._bytes[: len(self._bytes) // 8 * 8]), dtype="<f4").reshape(-1, 2)
-        first_heard = min(at - frames / SIGNAL.sample_rate for at, frames in self._arrivals)
-        return heard, first_heard
-
-    def close(self) -> None:
-        for process in (self.recorder, self.server):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                process.wait(5)
-
-
-class Terminal:
-    """The real tuiplayer in a private tmux server, 100×30."""
-
-    def __init__(self, home: Path, env: dict[str, str], args: list[str]) -> None:
-        self.socket = str(home / "tmux.sock")
-        variables = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()
-                             if k in ("HOME", "XDG_RUNTIME_DIR", "PULSE_RUNTIME_PATH", "TUIPLAYER_CACHE_DIR",
-                                      "PATH", "LANG", "TF_CPP_MIN_LOG_LEVEL", "TUIPLAYER_LATENCY_S"))
-        command = f"env {variables} TERM=xterm-256color {shlex.quote(sys.executable)} -m tuiplayer " \
-                  f"{' '.join(map(shlex.quote, args))}; sleep 5"
-        subprocess.run(["tmux", "-S", self.socket, "new-session", "-d", "-x", "100", "-y", "30", command],
-                       check=True, env={**os.environ, "TMUX": ""})
-
-    def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "-S", self.socket, "send-keys", *keys], check=True)
-
-    def screen(self) -> str:
-        return subprocess.run(["tmux", "-S", self.socket, "capture-pane", "-p"], capture_output=True, text=True,
-                              check=False).stdout
-
-    def wait_for(self, text: str, timeout: float = 120) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            screen = self.screen()
-            if text in screen:
-                return screen
-            time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared on the screen:\n{self.screen()}")
-
-    def close(self) -> None:
-        subprocess.run(["tmux", "-S", self.socket, "kill-server"], check=False, capture_output=True)
-
-
 @pytest.fixture
-def pulse(tmp_path: Path) -> Iterator[Pulse]:
-    server = Pulse(tmp_path)
+def pulse(tmp_path: Path) -> Iterator[PrivatePulse]:
+    server = PrivatePulse(tmp_path)
     yield server
     server.close()
 
@@ -148,9 +54,9 @@ def lag_of(heard: np.ndarray, song: np.ndarray, near: int) -> int:
     return lo + best - SIGNAL.sample_rate
 
 
-def test_what_is_heard_follows_the_keys(pulse: Pulse, tmp_path: Path) -> None:
+def test_what_is_heard_follows_the_keys(pulse: PrivatePulse, tmp_path: Path) -> None:
     env = {**pulse.env, "TUIPLAYER_CACHE_DIR": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    terminal = Terminal(tmp_path, env, ["demo", "--model", "unet", "--ab", "unet"])
+    terminal = TmuxPlayer(tmp_path, env, ["demo", "--model", "unet", "--ab", "unet"])
     try:
         terminal.wait_for("B: unet v0.1 (separated)")
         terminal.wait_for("A: unet v0.1 (separated)")

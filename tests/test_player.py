@@ -41,14 +41,15 @@ def make_audio(warnings: tuple[str, ...] = ()) -> Audio:
 
 
 def make_app(tmp_path: Path, *, ab: bool = True, fail: bool = False, warnings: tuple[str, ...] = (),
-             device: str | None = None) -> PlayerApp:
+             device: str | None = None, block_s: float = 0.0) -> PlayerApp:
+    """The player on a 20-s song with a stand-in model (block_s: how long it takes a block)."""
     card = modelstore.resolve("unet")
     cards = [card, card] if ab else [card]
 
     def load(_card: modelstore.ModelCard):
         if fail:
             raise RuntimeError("weights unreadable")
-        return band_predict
+        return lambda magnitude: (time.sleep(block_s), band_predict(magnitude))[1]
 
     return player_app(tmp_path / "song.flac", make_audio(warnings), cards, load, sound=device is not None,
                       device=device)
@@ -221,6 +222,34 @@ async def test_a_model_that_fails_is_a_notice_and_the_mix_plays(tmp_path: Path) 
         assert app.player.models[0].status == "failed"
         assert any("weights unreadable" in n.message for n in app._notifications)
         assert app.player.playing and not app.player.separated()
+
+
+async def test_a_separation_process_that_dies_is_a_notice_and_the_mix_plays_on(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    app = make_app(tmp_path, block_s=0.3)
+    async with app.run_test(size=(100, 30)) as pilot:
+        player = app.player
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if player.models[0].status == "separating" and player.models[0].done:
+                break
+        assert player.models[0].done and player.separation is not None
+        os.kill(player.separation.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        for _ in range(40):
+            await pilot.pause(0.05)
+            if player.models[0].status == "failed":
+                break
+        notices = [n.message for n in app._notifications]
+        assert any("separation process stopped (signal 9)" in n and "original mix" in n for n in notices)
+        assert all(state.status == "failed" for state in player.models)
+        assert "failed" in str(app.query_one("#models").render())
+        before = player.position
+        await pilot.pause(0.3)
+        assert player.playing and player.position > before  # the song plays on
+        await pilot.press("1")
+        assert player.muted[0]  # and the keys still work
 
 
 async def test_a_tiny_terminal_shows_a_notice(tmp_path: Path) -> None:

@@ -1,38 +1,51 @@
-"""Running a shipped model as the player does: in stages, through a step the worker controls."""
+"""Running the shipped models as the player does: through LiteRT, the same masks as Keras."""
 
 from __future__ import annotations
 
-import contextlib
-import warnings
+import json
+import shutil
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tuiplayer import modelstore
-from tuiplayer.config import SIGNAL
-from tuiplayer.nn import runtime
+from tuiplayer.errors import ModelError
+from tuiplayer.nn import lite, runtime
 
 
-def test_the_player_s_staged_calls_give_the_whole_model_s_masks() -> None:
-    card = modelstore.resolve("unet")
-    whole, staged = runtime.load(card), runtime.load_for_player(card)
-    assert len(whole.stages) == 1 and len(staged.stages) == runtime.PLAYER_STAGES
-    x = np.random.default_rng(0).exponential(1.0, (2, SIGNAL.n_frames, SIGNAL.n_bins, SIGNAL.channels))
-    steps = []
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["unet", "hybrid"])
+def test_the_shipped_litert_file_gives_the_keras_model_s_masks(name: str) -> None:
+    card = modelstore.resolve(name)
+    player = runtime.load_for_player(card)
+    assert isinstance(player, lite.LiteRunner)  # the player never needs TensorFlow for it
+    blocks = lite.test_blocks()
+    np.testing.assert_allclose(player(blocks), runtime.load(card)(blocks), atol=1e-4, rtol=0)
+    assert card.runtimes["tflite"]["max_abs_difference"] <= lite.MAX_DIFFERENCE
 
-    @contextlib.contextmanager
-    def step():
-        steps.append(len(steps))
-        yield
 
-    expected = whole(x)
-    assert expected.shape == (2, SIGNAL.n_frames, SIGNAL.n_bins, SIGNAL.channels, 4)
-    first = staged.call_in_stages(x, step)  # eager: the whole model, one step
-    assert steps == [0]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        for _ in range(2):  # traced: one step per stage
-            np.testing.assert_allclose(staged.call_in_stages(x, step), expected, atol=1e-5)
-        np.testing.assert_allclose(whole(x), expected, atol=1e-5)  # (traced, one graph)
-    assert not [w for w in caught if "structure" in str(w.message)]  # each graph gets inputs as it expects
-    assert len(steps) == 1 + 2 * runtime.PLAYER_STAGES
-    np.testing.assert_allclose(first, expected, atol=1e-5)
+def _copy(name: str, tmp_path: Path) -> Path:
+    folder = tmp_path / name
+    shutil.copytree(modelstore.resolve(name).folder, folder)
+    return folder
+
+
+def test_a_litert_file_that_does_not_match_its_card_is_refused(tmp_path: Path) -> None:
+    folder = _copy("unet", tmp_path)
+    data = bytearray((folder / lite.LITE_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / lite.LITE_FILE).write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="checksum does not match"):
+        runtime.load_for_player(modelstore.read_card(folder))
+
+
+def test_weights_trained_again_without_a_new_litert_file_run_through_keras(tmp_path: Path) -> None:
+    """A model.tflite made from other weights is not used (the card says what it was made from)."""
+    folder = _copy("unet", tmp_path)
+    card = json.loads((folder / "card.json").read_text())
+    card["runtimes"]["tflite"]["from_sha256"] = "0" * 64
+    (folder / "card.json").write_text(json.dumps(card))
+    assert not lite.available(modelstore.read_card(folder))
+    with pytest.raises(ModelError, match=r"no model\.tflite"):
+        lite.load(modelstore.read_card(folder))

@@ -398,3 +398,27 @@ def run(
     if json_path is not None:
         write_text(json_path, json.dumps(result, indent=2) + "\n", force=force)
     return result
+
+
+def run_player(json_path: Path | None = None, *, force: bool = False, soak: bool = False,
+               song_s: int = 60) -> dict[str, Any]:
+    """`bench --player`: the real player from launch, quiet and beside one busy process; with
+    soak, a 10-minute song each way too (see tuiplayer.bench_player). Prints and returns the figures."""
+    from tuiplayer import bench_player
+
+    if json_path is not None and json_path.exists() and not force:
+        raise OutputExistsError(f"{json_path}: exists already (use --force to overwrite)")
+    bench_player.check_tools()
+    result: dict[str, Any] = {"player": [], "soak": []}
+    for busy in (False, True):
+        figures = bench_player.run_player(song_s, busy=busy)
+        result["player"].append(figures)
+        print(bench_player.format_player(figures) + "\n", flush=True)
+    if soak:
+        for busy in (False, True):
+            figures = bench_player.run_soak(busy=busy)
+            result["soak"].append(figures)
+            print(bench_player.format_soak(figures) + "\n", flush=True)
+    if json_path is not None:
+        write_text(json_path, json.dumps(result, indent=2) + "\n", force=force)
+    return result

@@ -134,6 +134,16 @@ def cmd_models(args: argparse.Namespace) -> int:
     from tuiplayer import modelstore
 
     root = modelstore.models_root()
+    if args.action == "tflite":
+        from tuiplayer.nn import lite
+
+        if not args.name:
+            raise BadInput("models tflite: name the model (tuiplayer models tflite NAME)")
+        card = lite.export(modelstore.resolve(args.name), force=args.force)
+        entry = card.runtimes["tflite"]
+        print(f"wrote {card.folder / lite.LITE_FILE} (its masks within {entry['max_abs_difference']:.1e} "
+              "of the Keras model's)")
+        return 0
     cards = modelstore.installed(root)
     if args.json:
         print(json.dumps([card.as_json() for card in cards], indent=2))
@@ -152,6 +162,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Speed and memory figures."""
     from tuiplayer import bench
 
+    if args.player or args.soak:
+        bench.run_player(json_path=args.json, force=args.force, soak=args.soak)
+        return 0
     result = bench.run(json_path=args.json, force=args.force, audio_s=args.seconds, models=args.model,
                        engine_s=args.engine_seconds)
     if args.record:
@@ -256,6 +269,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not Path(folder).is_dir():
             raise BadInput(f"{folder}: no such dataset folder")
     train(config, resume=not args.restart, force=args.force)
+    from tuiplayer import modelstore
+    from tuiplayer.nn import lite
+
+    try:  # the player's runtime: the same model for LiteRT
+        lite.export(modelstore.resolve(str(out)), force=True)
+    except ImportError:  # (trained under JAX or PyTorch: no TensorFlow here)
+        print(f"note: run `tuiplayer models tflite {out}` where TensorFlow is installed, for the player's "
+              "fast start", file=sys.stderr)
     return 0
 
 
@@ -356,7 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(run=cmd_info)
 
     models = commands.add_parser("models", help="installed model versions and their cards")
+    models.add_argument("action", nargs="?", choices=("list", "tflite"), default="list",
+                        help="list (the default), or tflite: make NAME's model.tflite for the player "
+                             "(needs TensorFlow)")
+    models.add_argument("name", nargs="?", metavar="NAME", help="the model (for tflite)")
     models.add_argument("--json", action="store_true", help="print the cards as JSON")
+    models.add_argument("--force", action="store_true", help="replace an existing model.tflite")
     models.set_defaults(run=cmd_models)
 
     bench = commands.add_parser("bench", help="speed and memory figures (STFT, each model)")
@@ -368,6 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--record", action="store_true", help="write each model's speed into its card")
     bench.add_argument("--engine-seconds", type=_positive_int, default=600,
                        help="length of the song the engine benchmark separates (600)")
+    bench.add_argument("--player", action="store_true",
+                       help="time the real player from launch by what it plays (a private PulseAudio server and "
+                            "tmux), quiet and beside one busy process")
+    bench.add_argument("--soak", action="store_true",
+                       help="with --player: also play a 10-minute song with a key every 2-4 s (memory, underflows)")
     bench.set_defaults(run=cmd_bench)
 
     separate = commands.add_parser("separate", help="write the stems of songs as audio files")

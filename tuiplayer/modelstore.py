@@ -58,6 +58,8 @@ class ModelCard:
     sha256: str
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    runtimes: dict[str, Any] = field(default_factory=dict)
+    """Other runtimes' files made from model.keras, e.g. {"tflite": {"file", "sha256", …}} (nn.lite)."""
     folder: Path = Path()
 
     @property
@@ -69,7 +71,8 @@ class ModelCard:
         return {
             "name": self.name, "version": self.version, "arch": self.arch, "stems": list(self.stems),
             "signal": self.signal, "parameters": self.parameters, "sha256": self.sha256,
-            "training": self.training, "metrics": self.metrics, "path": str(self.folder),
+            "training": self.training, "metrics": self.metrics, "runtimes": self.runtimes,
+            "path": str(self.folder),
         }
 
 
@@ -87,7 +90,7 @@ def read_card(folder: Path) -> ModelCard:
             name=str(raw["name"]), version=str(raw["version"]), arch=str(raw["arch"]),
             stems=tuple(raw["stems"]), signal=dict(raw["signal"]), parameters=int(raw["parameters"]),
             sha256=str(raw["sha256"]), training=dict(raw.get("training", {})),
-            metrics=dict(raw.get("metrics", {})), folder=folder,
+            metrics=dict(raw.get("metrics", {})), runtimes=dict(raw.get("runtimes", {})), folder=folder,
         )
     except (KeyError, TypeError, ValueError) as error:
         raise ModelError(f"{path}: model card lacks or mangles {error}") from None

@@ -72,6 +72,12 @@ def _raise_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, 0, SOUND_NICE)
 
 
+def name_process(name: str) -> None:
+    """Give this (forked) process its own name, as `top`, `ps -o comm` and the bench see it."""
+    with contextlib.suppress(OSError), open("/proc/self/comm", "w", encoding="ascii") as comm:
+        comm.write(name[:15])
+
+
 def new_control() -> np.ndarray:
     """The shared control array, with the default snapshot in it."""
     control = shared_zeros((CONTROL_SLOTS,), np.float64)
@@ -125,6 +131,7 @@ def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, st
            control: np.ndarray, device: int | str | None) -> None:
     """The child: play until told to stop or the parent is gone."""
     parent_end.close()  # (inherited by the fork: open here, the parent's death would never read as EOF)
+    name_process("tuiplayer-sound")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the sound ends
     gc.freeze()  # the parent's objects: never walked here (nor copied by the walk)
     _raise_priority()

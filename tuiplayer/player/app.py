@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +22,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical
 from textual.css.query import NoMatches
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
 from tuiplayer.audio.io import Audio
@@ -31,7 +32,7 @@ from tuiplayer.modelstore import ModelCard
 from tuiplayer.player.core import GAIN_STEP_DB, Player, format_time
 from tuiplayer.player.keys import KEYS, display
 from tuiplayer.player.spectrum import SpectrumColumns
-from tuiplayer.player.widgets import Spectrogram, StemStrip, Transport
+from tuiplayer.player.widgets import Spectrogram, StemStrip, TextLine, Transport
 from tuiplayer.separation.cache import StemCache
 from tuiplayer.separation.engine import Failed, Finished, FromCache, Notice
 from tuiplayer.separation.process import Stopped
@@ -39,9 +40,11 @@ from tuiplayer.separation.separator import Predict
 
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 STARTUP_PROBE_LINE = "tuiplayer: window drawn, sound started"
-REFRESH_HZ = 15
-SPECTROGRAM_HOPS_PER_COLUMN = 2
-"""Each spectrogram column is 2 hops (46 ms): 80 columns show 3.7 s."""
+REFRESH_HZ = 10
+SPECTROGRAM_HOPS_PER_COLUMN = 8
+"""Each spectrogram column is 6 hops (139 ms): 80 columns show 11 s, and the view scrolls one
+column about 7 times a second. It is redrawn only when it scrolls (or its source changes):
+redrawing a 120-column spectrogram costs the screen's thread ~0.15 s a second at 15 Hz."""
 
 
 class HelpScreen(ModalScreen[None]):
@@ -139,16 +142,17 @@ class PlayerApp(App[int]):
         self.player = player
         self.keymap = keymap or {}
         self.view_stem = False
+        self._drawn: tuple[object, ...] = ()  # the spectrogram's (source, first column, shape) as last drawn
         self._columns = SpectrumColumns(SIGNAL.hop_length * SPECTROGRAM_HOPS_PER_COLUMN)
         self.startup_probe = False
 
     # ---- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         with Container(id="main"):
-            yield Static(id="song")
-            yield Static(id="models")
+            yield TextLine(id="song")
+            yield TextLine(id="models")
             yield Spectrogram(id="spectrogram")
-            yield Static(id="view")
+            yield TextLine(id="view")
             with Vertical(id="strips"):
                 for j, stem in enumerate(STEMS):
                     strip = StemStrip(id=f"strip-{stem}")
@@ -200,10 +204,9 @@ class PlayerApp(App[int]):
         problem = player.transport.check()
         if problem:
             self.notify(problem, severity="warning", timeout=10)
-        main.query_one("#song", Static).update(
-            f"[b]{_escape(player.path.name)}[/b]  {format_time(player.duration_s)}  "
-            f"[dim]{player.audio.source.sample_rate} Hz, {player.audio.source.channels} ch[/dim]")
-        main.query_one("#models", Static).update(self._models_line())
+        self._show(main, "#song", f"[b]{_escape(player.path.name)}[/b]  {format_time(player.duration_s)}  "
+                   f"[dim]{player.audio.source.sample_rate} Hz, {player.audio.source.channels} ch[/dim]")
+        self._show(main, "#models", self._models_line())
         gains, soloing = player.gains_db, any(player.soloed)
         levels = player.levels()
         for j, stem in enumerate(STEMS):
@@ -214,7 +217,11 @@ class PlayerApp(App[int]):
             strip.level_db = levels[j]
         transport = main.query_one(Transport)
         transport.playing, transport.ended = player.playing, player.ended
-        transport.position_s, transport.duration_s = player.position_s, player.duration_s
+        # the position as far as the transport shows it (whole seconds, one bar cell): it redraws
+        # only when that changes
+        per_second = math.ceil(max(1, transport.size.width) / max(player.duration_s, 1.0))
+        transport.position_s = math.floor(player.position_s * per_second) / per_second
+        transport.duration_s = player.duration_s
         transport.loop = None if player.loop is None else tuple(s / SIGNAL.sample_rate for s in player.loop)
         transport.loop_start = None if player.loop_start is None else player.loop_start / SIGNAL.sample_rate
         transport.separated = self._separated_cells(transport.size.width)
@@ -264,9 +271,16 @@ class PlayerApp(App[int]):
                 key, label = (player.active, stem), STEMS[stem]
                 audio = lambda start, stop: (  # noqa: E731
                     None if (piece := player.stem_audio(stem, start, stop)) is None else (piece, max(0, start)))
-        main.query_one("#view", Static).update(f"[dim]spectrogram: {label}  (v: mix / selected stem)[/dim]")
-        widget.image = self._columns.image(key, audio, first, width, 2 * height)
+        self._show(main, "#view", f"[dim]spectrogram: {label}  (v: mix / selected stem)[/dim]")
+        image = self._columns.image(key, audio, first, width, 2 * height)
+        if (key, first, image.shape) != self._drawn or not np.array_equal(image, widget.image):
+            self._drawn = (key, first, image.shape)
+            widget.image = image
         widget.playhead = playhead_column
+
+    def _show(self, screen: Screen, selector: str, text: str) -> None:
+        """Set a line of text (it redraws only when it changed)."""
+        screen.query_one(selector, TextLine).text = text
 
     def _take_events(self) -> None:
         for event in self.player.poll():

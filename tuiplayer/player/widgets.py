@@ -1,6 +1,7 @@
 """The player's widgets. Each is drawn from attributes its parent sets (attributes down);
 none of them touches the Player or the audio.
 
+TextLine    one line of text that redraws only when it changes
 StemStrip   name, fader with its dB value, mute/solo flags, level meter (one line)
 Spectrogram the mix or one stem around the playhead, colour, two bands per text row (Line API)
 Transport   play state, time / duration, a position bar showing how far separation has got
@@ -33,8 +34,28 @@ def _bar(fraction: float, width: int) -> str:
     return ("█" * full + partial).ljust(width)
 
 
+class TextLine(Widget):
+    """One line of text (markup). Setting `text` redraws the line only when it changed, and
+    never lays out the screen again (a Static's update does, ~3 ms each time)."""
+
+    DEFAULT_CSS = "TextLine { height: 1; }"
+
+    text: reactive[str] = reactive("")
+
+    def render(self) -> Text:
+        text = Text.from_markup(self.text, overflow="ellipsis")
+        text.no_wrap = True
+        return text
+
+
+@lru_cache(maxsize=64)
+def _style(spec: str) -> Style:
+    return Style.parse(spec) if spec else Style()
+
+
 class StemStrip(Widget):
-    """One stem's strip. Set its reactives; it redraws itself."""
+    """One stem's strip. Set its reactives; it redraws itself (a line of segments, drawn
+    without Textual's markup and wrapping: it redraws ~15 times a second while a meter moves)."""
 
     DEFAULT_CSS = "StemStrip { height: 1; }"
 
@@ -47,29 +68,43 @@ class StemStrip(Widget):
     level_db: reactive[float] = reactive(-math.inf)
     number: reactive[int] = reactive(1)
 
-    def render(self) -> Text:
+    def parts(self) -> list[tuple[str, str]]:
+        """The line as (text, style) pieces."""
         width = self.size.width
         meter_width = max(6, (width - 38) // 2)
         fader_width = max(6, width - 38 - meter_width)
-        text = Text(no_wrap=True, overflow="crop")
-        text.append("▶ " if self.selected else "  ", style="bold")
-        text.append(f"{self.number} {self.stem:<7}", style="bold" if self.selected else "")
         off = self.muted or self.silenced
         fraction = (max(self.gain_db, FADER_MIN_DB) - FADER_MIN_DB) / (FADER_MAX_DB - FADER_MIN_DB)
-        text.append(" " + _bar(fraction, fader_width), style="grey50" if off else "cyan")
         gain = "  −∞ dB" if self.gain_db <= FADER_MIN_DB else f"{self.gain_db:+5.1f} dB".replace("-", "−")
-        text.append(f" {gain:>8} ")
-        text.append(" M " if self.muted else "   ", style="bold black on red" if self.muted else "")
-        text.append(" S " if self.soloed else "   ", style="bold black on yellow" if self.soloed else "")
         level = 0.0 if self.level_db == -math.inf else (self.level_db - METER_FLOOR_DB) / -METER_FLOOR_DB
         lit = _bar(level, meter_width)
         green = int(meter_width * 0.7)
-        text.append(" ")
-        text.append(lit[:green], style="green")
-        text.append(lit[green : meter_width - 2], style="yellow")
-        text.append(lit[meter_width - 2 :], style="red")
         label = "   −∞" if self.level_db == -math.inf else f"{max(self.level_db, -99):5.0f}"
-        text.append(f" {label}", style="grey62")
+        return [
+            ("▶ " if self.selected else "  ", "bold"),
+            (f"{self.number} {self.stem:<7}", "bold" if self.selected else ""),
+            (" " + _bar(fraction, fader_width), "grey50" if off else "cyan"),
+            (f" {gain:>8} ", ""),
+            (" M " if self.muted else "   ", "bold black on red" if self.muted else ""),
+            (" S " if self.soloed else "   ", "bold black on yellow" if self.soloed else ""),
+            (" ", ""),
+            (lit[:green], "green"),
+            (lit[green : meter_width - 2], "yellow"),
+            (lit[meter_width - 2 :], "red"),
+            (f" {label}", "grey62"),
+        ]
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y:
+            return Strip.blank(width)
+        return Strip([Segment(text, _style(spec)) for text, spec in self.parts() if text]).crop_extend(0, width, None)
+
+    def render(self) -> Text:
+        """The same line as Text (for anything that asks a widget for its render)."""
+        text = Text(no_wrap=True, overflow="crop")
+        for piece, spec in self.parts():
+            text.append(piece, style=spec or None)
         return text
 
 

@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from tuiplayer.dsp.stft import Stft
-from tuiplayer.playback.process import MODEL, POSITION
+from tuiplayer.playback.process import MODEL, POSITION, name_process
 from tuiplayer.separation.cache import StemCache
 from tuiplayer.separation.engine import Engine, Event, ModelSlot
 
@@ -47,6 +47,11 @@ SEPARATION_THREADS = 1
 two, the other left to the screen and the sound (DESIGN.md §4)."""
 
 
+PLANNER_EFFORT = "FFTW_ESTIMATE"
+"""How hard FFTW plans the separation's STFTs: FFTW_MEASURE's plans took 0.4 s each way before
+the first block (measured), and save ~1 ms a block."""
+
+
 @dataclass(frozen=True)
 class Stopped:
     """The separation process ended on its own (a crash, or killed); exit code or signal."""
@@ -58,6 +63,7 @@ def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, sl
            control: np.ndarray, cache: StemCache | None) -> None:
     """The child: separate, sending events, until done (then wait) or told to stop."""
     parent_end.close()  # (else the parent's death would never read as EOF here)
+    name_process("tuiplayer-sep")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when separation ends
     gc.freeze()  # the parent's objects: never walked here (nor copied by the walk)
     with contextlib.suppress(OSError):
@@ -67,7 +73,8 @@ def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, sl
         connection.send(event)
 
     engine = Engine(audio, slots, send, playhead=lambda: int(control[POSITION]),
-                    active=lambda: int(control[MODEL]), cache=cache, stft=Stft(threads=SEPARATION_THREADS))
+                    active=lambda: int(control[MODEL]), cache=cache,
+                    stft=Stft(threads=SEPARATION_THREADS, planner_effort=PLANNER_EFFORT))
     try:
         engine.run(stop=connection.poll)  # a message, or the parent's end closed
         connection.poll(None)  # all done: wait to be told to end
