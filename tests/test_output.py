@@ -72,10 +72,14 @@ def test_the_output_reports_when_it_ran_dry() -> None:
     output = AudioOutput.__new__(AudioOutput)  # the callback's bookkeeping, without a stream
     output.source = SimpleNamespace(fill=lambda out: True)
     output.buffers, output.underflows, output.block_frames, output.sample_rate = 0, 0, 441, 44100
-    output.underflow_buffers = np.zeros(UNDERFLOWS_KEPT, dtype=np.int64)
+    output.underflow_at = np.zeros(UNDERFLOWS_KEPT, dtype=np.float64)
+    now = [1000.0]
+    output.clock, output.started = lambda: now[0], 1000.0
     out = np.zeros((441, 2), dtype=np.float32)
-    assert output.report() == "0 buffers played, 0 underflows"
+    assert output.report() == "0 buffers played, 0 underflows; started at monotonic 1000.000"
     for n in range(1, 400):
+        now[0] = 1000.0 + n / 100  # 441-frame buffers are 10 ms each
         output._callback(out, 441, None, SimpleNamespace(output_underflow=n in (50, 250) or n >= 300))
-    # (the first 8 of them; 441-frame buffers are 10 ms each)
-    assert output.report() == "399 buffers played, 102 underflows (at 0.50, 2.50, 3.00, 3.01, 3.02, 3.03, 3.04, 3.05 s)"
+    # (the first 8 of them)
+    assert output.report() == ("399 buffers played, 102 underflows (at 0.50, 2.50, 3.00, 3.01, 3.02, 3.03, 3.04, "
+                               "3.05 s); started at monotonic 1000.000")

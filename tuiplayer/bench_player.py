@@ -73,10 +73,15 @@ class PrivatePulse:
         self._arrivals: list[tuple[float, int]] = []  # (time.monotonic(), frames received by then)
 
     def record(self) -> None:
-        """Start recording; a thread timestamps each piece of sound as it arrives."""
-        self.recorder = subprocess.Popen(
-            ["parec", "-d", "out.monitor", "--format=float32le", "--rate=44100", "--channels=2",
-             "--latency-msec=20"], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        """Start recording; a thread timestamps each piece of sound as it arrives. The recorder
+        runs at real-time priority where it may (as the sound server's threads do): at normal
+        priority it lost 20 ms pieces now and then on this machine, heard as gaps the player
+        never played."""
+        command = ["parec", "-d", "out.monitor", "--format=float32le", "--rate=44100", "--channels=2",
+                   "--latency-msec=20"]
+        if shutil.which("chrt") and os.geteuid() == 0:
+            command = ["chrt", "--rr", "5", *command]
+        self.recorder = subprocess.Popen(command, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self._reader = threading.Thread(target=self._read, args=(self.recorder.stdout,), daemon=True)
         self._reader.start()
 
@@ -264,35 +269,103 @@ def _vocals(cache: Path, samples: np.ndarray, model: str) -> np.ndarray | None:
     return None if stored is None else stored[..., 0].astype(np.float32)
 
 
-def classify(heard: np.ndarray, song: np.ndarray, without: np.ndarray, lag: int) -> np.ndarray:
-    """Per WINDOW_S window of `heard` (heard[i] ~ song[i + lag]): 1 where it sounds like
-    `without` (stems, vocals muted), 0 like `song` (the original mix), -1 like neither (silence,
-    or a window the song does not cover)."""
+GAP_SAMPLES = 32
+"""A run of at least this many exactly-zero frames in the recording is a dropout (music never
+has one while it plays): the sound server played silence there because the player's stream
+ran dry, and the song goes on after it from where it was."""
+
+
+def close_gaps(heard: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """heard (n, 2) without its dropouts: (the sound, each kept frame's index in heard, the
+    dropouts as (start, length) in heard). After the first sound only; silence before it is cut."""
+    silent = np.all(heard == 0, axis=1)
+    edges = np.diff(np.concatenate([[0], silent.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    keep = ~silent
+    gaps = []
+    for start, stop in zip(starts, stops, strict=True):
+        if stop - start < GAP_SAMPLES:
+            keep[start:stop] = True  # (a short run of zeros is music)
+        elif start > 0 and stop < len(heard):
+            gaps.append((int(start), int(stop - start)))
+    index = np.flatnonzero(keep)
+    return heard[index], index, gaps
+
+
+SEARCH_S = (-0.05, 0.5)
+"""How far from where it was the song is looked for after a dropout: the stream loses at most
+what it held (the output latency), so the song goes on a little later than the recording."""
+
+
+def track(sound: np.ndarray, index: np.ndarray, song: np.ndarray) -> np.ndarray:
+    """For each WINDOW_S window of `sound` (the recording with its dropouts closed, `close_gaps`:
+    index says where each frame was heard), the sample of `song` it starts at (-1: unknown).
+
+    The sound goes on where it was. Where it fits there poorly (a dropout lost what the stream
+    held, a seek, or the very start), the place is looked for again, up to SEARCH_S from the
+    expected one, then anywhere in the song: a remix (a stem muted, one soloed) fits its song
+    less than the mix does, so a new place is taken only where it fits clearly better."""
     window = int(WINDOW_S * SR)
-    n = len(heard) // window
-    labels = np.full(n, -1, dtype=np.int8)
-    for w in range(n):
-        at = w * window + lag
+    places = np.full(len(sound) // window, -1, dtype=np.int64)
+    mono = song.mean(axis=1)
+    expected: int | None = None
+    for w in range(len(places)):
+        part = sound[w * window : (w + 1) * window].mean(axis=1)
+        if not np.any(part):
+            expected = None if expected is None else expected + window
+            continue
+        place, fit = -1, -1.0
+        if expected is not None and expected + window <= len(song):
+            place, fit = expected, _fit(part, mono[expected : expected + window])
+        if fit < 0.9 and expected is not None:
+            first = max(0, expected + int(SEARCH_S[0] * SR))
+            found, found_fit = _best_place(part, mono[first : expected + int(SEARCH_S[1] * SR) + window])
+            if found_fit > fit + 0.05:
+                place, fit = first + found, found_fit
+        if fit < 0.5:
+            found, found_fit = _best_place(part, mono)
+            if found_fit > max(0.9, fit + 0.2):
+                place, fit = found, found_fit
+        places[w] = place
+        expected = None if place < 0 else place + window
+    return places
+
+
+def _fit(part: np.ndarray, piece: np.ndarray) -> float:
+    """The correlation coefficient of two pieces of sound (0 where either is silent)."""
+    norm = float(np.linalg.norm(part) * np.linalg.norm(piece))
+    return float(np.dot(part, piece) / norm) if norm > 0 else 0.0
+
+
+def _best_place(part: np.ndarray, region: np.ndarray) -> tuple[int, float]:
+    """Where in `region` the piece `part` fits best, and how well (correlation coefficient)."""
+    window = len(part)
+    count = len(region) - window + 1
+    if count < 1:
+        return -1, -1.0
+    size = 1 << (len(region) + window).bit_length()
+    correlation = np.fft.irfft(np.fft.rfft(region, size) * np.conj(np.fft.rfft(part, size)), size)[:count]
+    energy = np.concatenate([[0.0], np.cumsum(region.astype(np.float64) ** 2)])
+    norms = np.sqrt(np.maximum(energy[window:] - energy[:-window], 1e-12)) * max(float(np.linalg.norm(part)), 1e-12)
+    similarity = correlation / norms
+    best = int(np.argmax(similarity))
+    return best, float(similarity[best])
+
+
+def classify(sound: np.ndarray, places: np.ndarray, song: np.ndarray, without: np.ndarray) -> np.ndarray:
+    """Per WINDOW_S window of `sound` at its place in the song (`track`): 1 where it sounds like
+    `without` (stems, vocals muted), 0 like `song` (the original mix), -1 like neither."""
+    window = int(WINDOW_S * SR)
+    labels = np.full(len(places), -1, dtype=np.int8)
+    for w, at in enumerate(places):
         if at < 0 or at + window > len(song):
             continue
-        part = heard[w * window : (w + 1) * window]
-        if not np.any(part):
-            continue
+        part = sound[w * window : (w + 1) * window]
         e_song = float(np.sum((part - song[at : at + window]) ** 2))
         e_without = float(np.sum((part - without[at : at + window]) ** 2))
         # the vocals' share decides (they are there in one reading and gone in the other)
         labels[w] = 1 if e_without < 0.25 * e_song else 0 if e_song < 0.25 * e_without else -1
     return labels
-
-
-def _lag(heard: np.ndarray, song: np.ndarray) -> int:
-    """song sample = recording sample + lag, found where the sound begins (the player starts at 0)."""
-    start = int(np.argmax(np.any(heard != 0, axis=1)))
-    probe = heard[start : start + SR, 0]
-    region = song[: 3 * SR, 0]
-    size = 1 << (len(region) + len(probe)).bit_length()
-    correlation = np.fft.irfft(np.fft.rfft(region, size) * np.conj(np.fft.rfft(probe, size)), size)
-    return int(np.argmax(correlation[: len(region) - len(probe)])) - start
 
 
 def _sound_line(log: Path) -> str:
@@ -311,6 +384,16 @@ def _underflows(line: str) -> int | None:
         return int(line.split(" buffers played, ")[1].split(" underflows")[0])
     except (IndexError, ValueError):
         return None
+
+
+def underflow_times(line: str) -> list[float]:
+    """When (time.monotonic()) the first underflows of the sound process's log line came."""
+    try:
+        started = float(line.rsplit("started at monotonic ", 1)[1])
+        listed = line.split(" underflows (at ", 1)[1].split(" s)", 1)[0]
+    except (IndexError, ValueError):
+        return []
+    return [started + float(t) for t in listed.split(", ")]
 
 
 def check_tools() -> None:
@@ -363,24 +446,26 @@ def run_player(song_s: int = 60, busy: bool = False, size: tuple[int, int] = (12
         vocals = {m: _vocals(home / "cache", song, m) for m in models}
     if any(v is None for v in vocals.values()):
         raise RuntimeError("the player did not cache both models' stems")
-    lag = _lag(heard, song)
-    labels_a = classify(heard, song, song - vocals[models[0]], lag)  # type: ignore[operator]
-    labels_b = classify(heard, song, song - vocals[models[1]], lag)  # type: ignore[operator]
-    times = first_heard + np.arange(len(labels_a)) * WINDOW_S  # monotonic time of each window
-    before = times < switched + 0.05
+    sound, index, gaps = close_gaps(heard)
+    places = track(sound, index, song)
+    labels_a = classify(sound, places, song, song - vocals[models[0]])  # type: ignore[operator]
+    labels_b = classify(sound, places, song, song - vocals[models[1]])  # type: ignore[operator]
+    window = int(WINDOW_S * SR)
+    times = first_heard + index[np.arange(len(labels_a)) * window] / SR  # when each window was heard
+    before = times < switched
     labels = np.where(before, labels_a, labels_b)
     separated = np.flatnonzero((labels == 1) & before)
     first_stems = float(times[separated[0]] - launched) if len(separated) else float("nan")
-    after_switch = np.flatnonzero((labels == 1) & (times > switched + 0.05))
+    after_switch = np.flatnonzero((labels == 1) & ~before)
     partner_s = float(times[after_switch[0]] - switched) if len(after_switch) else float("nan")
-    judged = labels[(times >= times[separated[0]])] if len(separated) else labels
-    heard_at = labels >= 0
+    judged = labels[times >= times[separated[0]]] if len(separated) else labels
     return {
         "song_s": song_s, "busy": busy, "models": models, "terminal": f"{size[0]}x{size[1]}",
         "first_stems_s": first_stems,
         "unseparated_share": float(np.mean(judged[judged >= 0] == 0)) if np.any(judged >= 0) else float("nan"),
         "unseparated_s": float(np.sum(judged == 0) * WINDOW_S),
-        "windows_judged": int(np.sum(heard_at)),
+        "windows_judged": int(np.sum(labels >= 0)), "windows": len(labels),
+        "dropouts": len(gaps), "dropouts_ms": 1000 * sum(length for _, length in gaps) / SR,
         "switch_at_s": switched - launched,
         "partner_stems_after_switch_s": partner_s,
         "partner_separating_on_screen_s": partner_screen,
@@ -445,7 +530,8 @@ def format_player(result: dict[str, Any]) -> str:
         f"  A/B switch at {result['switch_at_s']:.1f} s: the partner's stems heard "
         f"{1000 * result['partner_stems_after_switch_s']:.0f} ms after the key",
         f"  CPU (share of one core): {cpu} (screen thread target ≤ 15 %)",
-        f"  sound: {result['underflows']} underflows",
+        f"  sound: {result['underflows']} underflows; {result['dropouts']} dropouts heard "
+        f"({result['dropouts_ms']:.0f} ms in all)",
     ])
 
 

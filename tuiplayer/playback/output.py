@@ -9,6 +9,7 @@ more to play). sounddevice is imported when an output is opened, never at import
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Protocol
 
 import numpy as np
@@ -23,12 +24,15 @@ on, ramped over it (DESIGN.md §3)."""
 UNDERFLOWS_KEPT = 8
 """How many underflows' times an output keeps for its report."""
 
-LATENCY_S = float(os.environ.get("TUIPLAYER_LATENCY_S", "0.025"))
-"""Sound buffered ahead of the speakers (seconds), as asked of PortAudio, which rounds it to
-its periods (through PulseAudio: 23 ms). A fader move is heard after at most one buffer plus
-this: under 50 ms. It holds without dropouts because the callback runs in a process of its
-own (playback.process): in the screen's process it waited for the GIL, and through PulseAudio
-0.2 s was needed to hide the waits. TUIPLAYER_LATENCY_S overrides it."""
+LATENCY_S = float(os.environ.get("TUIPLAYER_LATENCY_S", "0.05"))
+"""Sound buffered ahead of the speakers (seconds), as asked of PortAudio. A fader move is
+heard after at most one buffer plus this (≈ 62 ms). Measured with `bench --player` (a 60 s
+song, PulseAudio null sink, this 2-core machine, 2026-12-02): 25 ms ran dry 5-23 times a
+minute (and each time PulseAudio held the stream back up to ~2 s), 40 ms 0 times with
+512-frame buffers but 4 with 256, 50 ms 0 times; the same 25 ms underflowed with the stems
+all from the cache, so it is the machine's scheduling jitter, not the separation's load.
+The callback runs in a process of its own (playback.process): in the screen's process it
+waited for the GIL. TUIPLAYER_LATENCY_S overrides it."""
 
 
 class AudioDeviceError(TuiplayerError):
@@ -73,8 +77,11 @@ class AudioOutput:
         self.buffers = 0
         self.underflows = 0
         """Buffers played, and how many times the output ran dry (PortAudio's output underflow)."""
-        self.underflow_buffers = np.zeros(UNDERFLOWS_KEPT, dtype=np.int64)
-        """The buffer counts at the first UNDERFLOWS_KEPT underflows (when, for the log)."""
+        self.underflow_at = np.zeros(UNDERFLOWS_KEPT, dtype=np.float64)
+        """When the first UNDERFLOWS_KEPT underflows came (time.monotonic(): the same clock in
+        every process of the machine, so a test can place them against what it recorded)."""
+        self.clock = time.monotonic
+        self.started = self.clock()
         self.block_frames = block_frames
         self.sample_rate = sample_rate
         try:
@@ -86,23 +93,23 @@ class AudioOutput:
         except sd.PortAudioError as error:
             raise AudioDeviceError(f"cannot open the sound output ({error}); try --device or --no-audio") from None
 
-    def _callback(self, out: np.ndarray, frames: int, time: Any, status: Any) -> None:
+    def _callback(self, out: np.ndarray, frames: int, when: Any, status: Any) -> None:
         self.buffers += 1
         if status.output_underflow:
             if self.underflows < UNDERFLOWS_KEPT:
-                self.underflow_buffers[self.underflows] = self.buffers
+                self.underflow_at[self.underflows] = self.clock()
             self.underflows += 1
         if not self.source.fill(out):
             raise _sounddevice().CallbackStop
 
     def report(self) -> str:
-        """One line for the log: buffers played, underflows, and when the first ones came
-        (seconds of playing since the stream started)."""
+        """One line for the log: buffers played, underflows, when the first ones came (seconds
+        since the stream started), and when it started (time.monotonic())."""
         line = f"{self.buffers} buffers played, {self.underflows} underflows"
         if self.underflows:
-            kept = self.underflow_buffers[: min(self.underflows, UNDERFLOWS_KEPT)]
-            line += " (at " + ", ".join(f"{n * self.block_frames / self.sample_rate:.2f}" for n in kept) + " s)"
-        return line
+            kept = self.underflow_at[: min(self.underflows, UNDERFLOWS_KEPT)] - self.started
+            line += " (at " + ", ".join(f"{t:.2f}" for t in kept) + " s)"
+        return line + f"; started at monotonic {self.started:.3f}"
 
     def close(self) -> None:
         self.stream.abort()
