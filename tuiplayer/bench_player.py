@@ -513,7 +513,9 @@ def run_soak(song_s: int = 600, busy: bool = False, seed: int = 0) -> dict[str, 
             time.sleep(0.2)
         player.keys("q")
         sound_line = _sound_line(home / "cache" / "player.log")
+        log = (home / "cache" / "player.log").read_text(errors="replace").splitlines()
     return {"song_s": song_s, "busy": busy, "presses": presses, "memory": memory,
+            "separation_log": [line for line in log if line.startswith("tuiplayer separation:")],
             "peak_pss_mb": max((m["total"] for m in memory), default=float("nan")),
             "underflows": _underflows(sound_line), "sound_line": sound_line}
 

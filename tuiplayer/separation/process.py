@@ -27,6 +27,8 @@ import gc
 import multiprocessing
 import os
 import signal
+import sys
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
@@ -35,7 +37,7 @@ import numpy as np
 from tuiplayer.dsp.stft import Stft
 from tuiplayer.playback.process import MODEL, POSITION, name_process
 from tuiplayer.separation.cache import StemCache
-from tuiplayer.separation.engine import Engine, Event, ModelSlot
+from tuiplayer.separation.engine import BlocksDone, Engine, Event, ModelSlot
 
 BACKGROUND_NICE = 5
 """How much lower than the screen and the sound the separation runs (Linux nice): they get
@@ -71,6 +73,8 @@ def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, sl
 
     def send(event: Event) -> None:
         connection.send(event)
+        if not isinstance(event, BlocksDone) or event.done == event.total:  # into the player's log
+            print(f"tuiplayer separation: {event} at monotonic {time.monotonic():.3f}", file=sys.stderr, flush=True)
 
     engine = Engine(audio, slots, send, playhead=lambda: int(control[POSITION]),
                     active=lambda: int(control[MODEL]), cache=cache,
