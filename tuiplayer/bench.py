@@ -322,7 +322,7 @@ def bench_engine(names: list[str], song_s: int = ENGINE_SONG_S) -> dict[str, Any
 def format_engine_table(engine: dict[str, Any]) -> str:
     return "\n".join([
         f"Engine alone: a {engine['song_s'] // 60}-minute song, {' + '.join(engine['models'])} (A/B), "
-        "in one process, no screen or sound, runtime import excluded",
+        "in one process, no screen or sound (bench --player times the real player)",
         f"  first block at the playhead {engine['first_block_s']:.2f} s after start "
         f"(model load {engine['load_s']:.2f} s)",
         f"  seek to an unseparated place: stems play there after {engine['seek_s']:.2f} s "
