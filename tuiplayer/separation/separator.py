@@ -30,10 +30,8 @@ class SongSeparation:
 
     audio: (n_samples, 2) float32 at SIGNAL.sample_rate.
     stored: (n_samples, 2, n_stems - 1) float16, the sum of the done blocks' shares of every
-    stem but the last ("other"), which is the mixture minus the rest wherever the stems are
-    ready: the four always sum to the input, at 3/8 of the memory of four float32 stems
-    (a 10-minute song: 318 MB instead of 847 MB) and 3/4 of the inverse STFTs.
-    `stems` gives all four as float32.
+    stem but "other", which is the mixture minus the rest (tuiplayer.stems); 3/4 of the
+    inverse STFTs. `stems` gives all four as float32.
     done: (n_blocks,) bool, which blocks have been added.
     frames_ready: (n_frames,) bool, frames whose every covering block is done; audio is final
     where all frames overlapping it are (`ready`). A block only ever writes samples that are
@@ -42,8 +40,8 @@ class SongSeparation:
 
     def __init__(self, audio: np.ndarray, stft: Stft, n_stems: int, overlap: int = DEFAULT_OVERLAP,
                  buffers: StemBuffers | None = None) -> None:
-        """buffers: zeroed `stored` and `frames_ready` arrays to fill (e.g. in memory shared with
-        the audio process, see playback.process); new ones when None."""
+        """buffers: empty StemBuffers to fill (in the player: shared memory, tuiplayer.stems);
+        new private ones when None."""
         self.audio = np.ascontiguousarray(audio, dtype=np.float32)
         self.stft = stft
         self.n_stems = n_stems
