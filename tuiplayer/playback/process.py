@@ -28,7 +28,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
+from typing import Any
 
 import numpy as np
 
@@ -76,6 +78,17 @@ def name_process(name: str) -> None:
     """Give this (forked) process its own name, as `top`, `ps -o comm` and the bench see it."""
     with contextlib.suppress(OSError), open("/proc/self/comm", "w", encoding="ascii") as comm:
         comm.write(name[:15])
+
+
+def fork_child(target: Callable[..., None], args: tuple[Any, ...], name: str) -> tuple[Any, Connection]:
+    """Fork a daemon child running target(child_end, parent_end, *args): (the process, our end
+    of its pipe). The child must close parent_end, so that our death reads as EOF there."""
+    context = multiprocessing.get_context("fork")
+    parent_end, child_end = context.Pipe()
+    process = context.Process(target=target, args=(child_end, parent_end, *args), name=name, daemon=True)
+    process.start()
+    child_end.close()
+    return process, parent_end
 
 
 def new_control() -> np.ndarray:
@@ -160,13 +173,7 @@ class AudioProcess:
                  device: int | str | None = None) -> None:
         self._control = control
         self._moved = (-1.0, time.monotonic())  # the playhead last seen, and since when
-        context = multiprocessing.get_context("fork")
-        self._connection, child_end = context.Pipe()
-        self._process = context.Process(target=_serve,
-                                        args=(child_end, self._connection, audio, stems, control, device),
-                                        name="tuiplayer-audio", daemon=True)
-        self._process.start()
-        child_end.close()
+        self._process, self._connection = fork_child(_serve, (audio, stems, control, device), "tuiplayer-audio")
         problem = "the sound process did not start"
         try:
             if self._connection.poll(START_TIMEOUT_S):

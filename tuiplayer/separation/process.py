@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import multiprocessing
 import os
 import signal
 import sys
@@ -35,7 +34,7 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from tuiplayer.dsp.stft import Stft
-from tuiplayer.playback.process import MODEL, POSITION, name_process
+from tuiplayer.playback.process import MODEL, POSITION, fork_child, name_process
 from tuiplayer.separation.cache import StemCache
 from tuiplayer.separation.engine import BlocksDone, Engine, Event, ModelSlot
 
@@ -94,13 +93,7 @@ class SeparationProcess:
 
     def __init__(self, audio: np.ndarray, slots: list[ModelSlot], control: np.ndarray,
                  cache: StemCache | None = None) -> None:
-        context = multiprocessing.get_context("fork")
-        self._connection, child_end = context.Pipe()
-        self._process = context.Process(target=_serve,
-                                        args=(child_end, self._connection, audio, slots, control, cache),
-                                        name="tuiplayer-separation", daemon=True)
-        self._process.start()
-        child_end.close()
+        self._process, self._connection = fork_child(_serve, (audio, slots, control, cache), "tuiplayer-separation")
         self._reported = False
 
     @property
