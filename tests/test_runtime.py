@@ -15,7 +15,7 @@ from tuiplayer.nn import lite, runtime
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["unet", "hybrid"])
+@pytest.mark.parametrize("name", ["unet", "hybrid", "spleeter-2stems"])
 def test_the_shipped_litert_file_gives_the_keras_model_s_masks(name: str) -> None:
     card = modelstore.resolve(name)
     player = runtime.load_for_player(card)
@@ -23,6 +23,16 @@ def test_the_shipped_litert_file_gives_the_keras_model_s_masks(name: str) -> Non
     blocks = lite.test_blocks()
     np.testing.assert_allclose(player(blocks), runtime.load(card)(blocks), atol=1e-4, rtol=0)
     assert card.runtimes["tflite"]["max_abs_difference"] <= lite.MAX_DIFFERENCE
+
+
+@pytest.mark.slow
+def test_the_shipped_ensemble_runs_in_the_player_as_under_tensorflow() -> None:
+    card = modelstore.resolve("spleeter-hybrid")
+    assert card.is_ensemble and [m["model"] for m in card.members] == ["spleeter-2stems", "hybrid"]
+    blocks = lite.test_blocks()[:1]
+    masks = runtime.load_for_player(card)(blocks)
+    np.testing.assert_allclose(masks, runtime.load(card)(blocks), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(masks.sum(axis=-1), 1, atol=1e-5)
 
 
 def _copy(name: str, tmp_path: Path) -> Path:

@@ -506,7 +506,7 @@ def run_soak(song_s: int = 600, busy: bool = False, seed: int = 0) -> dict[str, 
         player = start_player(home, pulse, song_s, [])
         started.append(player)
         memory: list[dict[str, float]] = []
-        presses = 0
+        pressed: list[tuple[float, str]] = []  # (s after launch, key)
         launched = player.launched
         pids: dict[str, int] = {}
         while time.monotonic() < launched + 5 and len(pids) < 3:  # (found once: reading a process's
@@ -523,8 +523,9 @@ def run_soak(song_s: int = 600, busy: bool = False, seed: int = 0) -> dict[str, 
                 memory.append({"t_s": round(now - launched, 1), **sample, "total": sum(sample.values())})
                 next_sample += 10.0
             if now >= next_key:
-                player.keys(rng.choice(SOAK_KEYS))
-                presses += 1
+                key = rng.choice(SOAK_KEYS)
+                player.keys(key)
+                pressed.append((round(now - launched, 2), key))
                 next_key = now + rng.uniform(2.0, 4.0)
             if "■" in player.screen():
                 break
@@ -532,10 +533,11 @@ def run_soak(song_s: int = 600, busy: bool = False, seed: int = 0) -> dict[str, 
         player.keys("q")
         sound_line = _sound_line(home / "cache" / "player.log")
         log = (home / "cache" / "player.log").read_text(errors="replace").splitlines()
-    return {"song_s": song_s, "busy": busy, "presses": presses, "memory": memory,
+    return {"song_s": song_s, "busy": busy, "presses": len(pressed), "keys": pressed, "memory": memory,
             "separation_log": [line for line in log if line.startswith("tuiplayer separation:")],
             "peak_pss_mb": max((m["total"] for m in memory), default=float("nan")),
-            "underflows": _underflows(sound_line), "sound_line": sound_line}
+            "underflows": _underflows(sound_line), "sound_line": sound_line,
+            "underflows_at_s": [round(t - launched, 2) for t in underflow_times(sound_line)]}
 
 
 def format_player(result: dict[str, Any]) -> str:

@@ -134,12 +134,26 @@ def cmd_models(args: argparse.Namespace) -> int:
     from tuiplayer import modelstore
 
     root = modelstore.models_root()
+    if args.action == "import":
+        return _import_model(args, root)
+    if args.action == "ensemble":
+        from tuiplayer.nn.ensemble import write_ensemble
+
+        if len(args.operands) != 1 or not args.member:
+            raise BadInput("models ensemble: give NAME and its members (tuiplayer models ensemble NAME "
+                           "--member spleeter-2stems:vocals --member hybrid:drums,bass,other)")
+        out = args.out or root / args.operands[0]
+        card = write_ensemble(out, args.member, version=args.model_version, force=args.force)
+        print(f"wrote {out / modelstore.CARD_FILE} ({card.name}: "
+              + ", then ".join(f"{', '.join(m['stems'])} from {m['model']}"
+                               + (" on what is left" if m["input"] == "rest" else "") for m in card.members) + ")")
+        return 0
     if args.action == "tflite":
         from tuiplayer.nn import lite
 
-        if not args.name:
+        if len(args.operands) != 1:
             raise BadInput("models tflite: name the model (tuiplayer models tflite NAME)")
-        card = lite.export(modelstore.resolve(args.name), force=args.force)
+        card = lite.export(modelstore.resolve(args.operands[0]), force=args.force)
         entry = card.runtimes["tflite"]
         print(f"wrote {card.folder / lite.LITE_FILE} (its masks within {entry['max_abs_difference']:.1e} "
               "of the Keras model's)")
@@ -154,7 +168,28 @@ def cmd_models(args: argparse.Namespace) -> int:
         return 0
     for card in cards:
         role = " (default)" if card.name == index["default"] else " (A/B)" if card.name == index["ab"] else ""
-        print(f"{card.name} {card.version}{role}: {card.arch}, {card.parameters:,} parameters, {card.folder}")
+        origin = f" ({card.provenance['source'].split(',')[0]}, {card.provenance['licence'].split(' ')[0]})" \
+            if "licence" in card.provenance else ""
+        members = " of " + " + ".join(f"{m['model']} ({','.join(m['stems'])}"
+                                      + (" on the rest)" if m["input"] == "rest" else ")") for m in card.members) \
+            if card.is_ensemble else ""
+        print(f"{card.name} {card.version}{role}: {card.arch}{origin}{members}, {card.parameters:,} parameters, "
+              f"{card.folder}")
+    return 0
+
+
+def _import_model(args: argparse.Namespace, root: Path) -> int:
+    """`models import spleeter DIR`: a Spleeter checkpoint folder → a model folder of ours."""
+    if len(args.operands) != 2 or args.operands[0] != "spleeter":
+        raise BadInput("models import: give the kind and the folder (tuiplayer models import spleeter "
+                       "pretrained_models/2stems)")
+    from tuiplayer.nn import spleeter
+
+    folder = Path(args.operands[1])
+    if not folder.is_dir():
+        raise BadInput(f"{folder}: no such folder (give a Spleeter checkpoint folder, e.g. pretrained_models/2stems)")
+    out = spleeter.import_checkpoint(folder, args.out, root=root, name=args.name, force=args.force)
+    print(f"wrote {out} (Spleeter's weights, MIT licence; its model.tflite checked against the Keras model)")
     return 0
 
 
@@ -377,12 +412,21 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(run=cmd_info)
 
     models = commands.add_parser("models", help="installed model versions and their cards")
-    models.add_argument("action", nargs="?", choices=("list", "tflite"), default="list",
-                        help="list (the default), or tflite: make NAME's model.tflite for the player "
-                             "(needs TensorFlow)")
-    models.add_argument("name", nargs="?", metavar="NAME", help="the model (for tflite)")
+    models.add_argument("action", nargs="?", choices=("list", "tflite", "import", "ensemble"), default="list",
+                        help="list (the default); tflite NAME: make NAME's model.tflite for the player; "
+                             "import spleeter DIR: convert a Spleeter checkpoint folder into a model; "
+                             "ensemble NAME --member …: a model whose stems come from others "
+                             "(tflite and import need TensorFlow)")
+    models.add_argument("operands", nargs="*", metavar="ARG", help="NAME (tflite, ensemble) or spleeter DIR (import)")
+    models.add_argument("--name", metavar="NAME", help="import: the new model's name (default spleeter-<n>stems)")
+    models.add_argument("--out", type=Path, metavar="FOLDER",
+                        help="import, ensemble: write the model folder here (default: beside the installed models)")
+    models.add_argument("--member", action="append", metavar="MODEL:STEMS[:rest]",
+                        help="ensemble: a member, in order, e.g. spleeter-2stems:vocals then "
+                             "hybrid:drums,bass,other:rest (rest: it separates what the members before it left)")
+    models.add_argument("--version", dest="model_version", default="0.1e", help="ensemble: its version (0.1e)")
     models.add_argument("--json", action="store_true", help="print the cards as JSON")
-    models.add_argument("--force", action="store_true", help="replace an existing model.tflite")
+    models.add_argument("--force", action="store_true", help="replace an existing model.tflite or model folder")
     models.set_defaults(run=cmd_models)
 
     bench = commands.add_parser("bench", help="speed and memory figures (STFT, each model)")

@@ -60,7 +60,19 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     runtimes: dict[str, Any] = field(default_factory=dict)
     """Other runtimes' files made from model.keras, e.g. {"tflite": {"file", "sha256", …}} (nn.lite)."""
+    in_other: tuple[str, ...] = ()
+    """Stems this model does not separate: their sound stays in "other" (e.g. drums and bass in
+    a 2-stem model); their masks are 0."""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    """Where weights not trained here come from: source, licence, the original files' sha256."""
+    members: tuple[dict[str, Any], ...] = ()
+    """An ensemble's members, in order: {"model": NAME, "stems": [...], "input": "song"|"rest"}
+    (see ensemble_members); empty for a single model."""
     folder: Path = Path()
+
+    @property
+    def is_ensemble(self) -> bool:
+        return bool(self.members)
 
     @property
     def weights(self) -> Path:
@@ -72,7 +84,8 @@ class ModelCard:
             "name": self.name, "version": self.version, "arch": self.arch, "stems": list(self.stems),
             "signal": self.signal, "parameters": self.parameters, "sha256": self.sha256,
             "training": self.training, "metrics": self.metrics, "runtimes": self.runtimes,
-            "path": str(self.folder),
+            "in_other": list(self.in_other), "provenance": self.provenance,
+            "members": [dict(member) for member in self.members], "path": str(self.folder),
         }
 
 
@@ -90,16 +103,61 @@ def read_card(folder: Path) -> ModelCard:
             name=str(raw["name"]), version=str(raw["version"]), arch=str(raw["arch"]),
             stems=tuple(raw["stems"]), signal=dict(raw["signal"]), parameters=int(raw["parameters"]),
             sha256=str(raw["sha256"]), training=dict(raw.get("training", {})),
-            metrics=dict(raw.get("metrics", {})), runtimes=dict(raw.get("runtimes", {})), folder=folder,
+            metrics=dict(raw.get("metrics", {})), runtimes=dict(raw.get("runtimes", {})),
+            in_other=tuple(str(stem) for stem in raw.get("in_other", ())),
+            provenance=dict(raw.get("provenance", {})),
+            members=tuple(_member(entry) for entry in raw.get("members", ())), folder=folder,
         )
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ModelError(f"{path}: model card lacks or mangles {error}") from None
     if card.stems != STEMS:
         raise ModelError(f"{path}: model separates {card.stems}, this player needs {STEMS}")
+    if not set(card.in_other) <= set(STEMS) - {"other"}:
+        raise ModelError(f"{path}: in_other names {list(card.in_other)}; only {', '.join(STEMS[:-1])} may be in other")
+    if card.members:
+        claimed = sorted(STEMS.index(stem) for member in card.members for stem in member["stems"])
+        if claimed != list(range(len(STEMS))):
+            raise ModelError(f"{path}: the ensemble's members must produce each of {', '.join(STEMS)} exactly once")
     if card.signal != SIGNAL.as_dict():
         differ = sorted(k for k in SIGNAL.as_dict() if card.signal.get(k) != SIGNAL.as_dict()[k])
         raise ModelError(f"{path}: model was trained with other signal settings ({', '.join(differ)})")
     return card
+
+
+def _member(entry: Any) -> dict[str, Any]:
+    """One ensemble member of a card, checked: {"model": str, "stems": [...], "input": "song"|"rest"}."""
+    member = {"model": str(entry["model"]), "stems": [str(stem) for stem in entry["stems"]],
+              "input": str(entry.get("input", "song"))}
+    if member["input"] not in ENSEMBLE_INPUTS or not set(member["stems"]) <= set(STEMS) or not member["stems"]:
+        raise ValueError(f"member {entry}")
+    return member
+
+
+ENSEMBLE_INPUTS = ("song", "rest")
+"""What an ensemble member separates: the song, or the rest (the song times what the members
+before it left unassigned, e.g. the accompaniment after a vocals model)."""
+
+
+def ensemble_identity(members: list[tuple[ModelCard, dict[str, Any]]]) -> str:
+    """The sha256 that names an ensemble (its card's "sha256", the cache's key): from its
+    members' weights, stems and inputs, so new weights in a member make a new identity."""
+    recipe = [{"sha256": card.sha256, "stems": member["stems"], "input": member["input"]} for card, member in members]
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+
+
+def ensemble_members(card: ModelCard) -> list[tuple[ModelCard, dict[str, Any]]]:
+    """An ensemble's members (installed beside it) with their entries, after checking that they
+    are the ones its card was made (and measured) with; ModelError (one line) otherwise."""
+    members = []
+    for member in card.members:
+        member_card = resolve(member["model"], card.folder.parent)
+        if member_card.is_ensemble:
+            raise ModelError(f"{card.name}: member {member_card.name} is an ensemble itself")
+        members.append((member_card, member))
+    if ensemble_identity(members) != card.sha256:
+        raise ModelError(f"{card.name}: its members changed since its card was written "
+                         f"(tuiplayer models ensemble {card.name} … --force)")
+    return members
 
 
 def installed(root: Path | None = None) -> list[ModelCard]:
@@ -155,7 +213,12 @@ def file_sha256(path: Path) -> str:
 
 
 def verify_weights(card: ModelCard) -> Path:
-    """The card's model.keras, after checking it exists and matches the card's sha256."""
+    """The card's model.keras, after checking it exists and matches the card's sha256 (for an
+    ensemble: its members', and that they are the ones on its card; returns its card file)."""
+    if card.is_ensemble:
+        for member_card, _ in ensemble_members(card):
+            verify_weights(member_card)
+        return card.folder / CARD_FILE
     if not card.weights.is_file():
         raise ModelError(f"{card.folder}: {WEIGHTS_FILE} is missing")
     if file_sha256(card.weights) != card.sha256:

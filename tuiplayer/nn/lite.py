@@ -128,6 +128,9 @@ def export(card: ModelCard, *, force: bool = False) -> ModelCard:
     from tuiplayer.files import atomic_write, write_text
     from tuiplayer.nn import runtime
 
+    if card.is_ensemble:
+        raise ModelError(f"{card.name} is an ensemble: it has no weights of its own (export its members: "
+                         + ", ".join(member["model"] for member in card.members) + ")")
     path = card.folder / LITE_FILE
     if path.exists() and not force:
         raise ModelError(f"{path}: exists already (use --force to overwrite)")

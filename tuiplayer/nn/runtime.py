@@ -83,11 +83,14 @@ def _traced(model: Any) -> Any:
     return run
 
 
-def load(card: ModelCard, threads: tuple[int, int] | None = None) -> Runner:
+def load(card: ModelCard, threads: tuple[int, int] | None = None) -> Predict:
     """Load the model a card describes; ModelError (one line) if it is missing, corrupt or foreign.
+    An ensemble loads its members (tuiplayer.nn.ensemble).
 
     threads: TensorFlow's (intra-op, inter-op) threads; default every core for one op at a time.
     """
+    if card.is_ensemble:
+        return _ensemble(card, lambda member: load(member, threads))
     weights = verify_weights(card)
     configure_threads(*(threads or (max(1, (os.cpu_count() or 1)), 1)))
     import keras
@@ -116,7 +119,18 @@ def load_for_player(card: ModelCard) -> Predict:
     TensorFlow; on PLAYER_THREADS either way. Verified against the card's checksums."""
     from tuiplayer.nn import lite
 
+    if card.is_ensemble:
+        return _ensemble(card, load_for_player)
     verify_weights(card)
     if lite.available(card):
         return lite.load(card, threads=PLAYER_THREADS)
     return load(card, threads=(PLAYER_THREADS, 1))
+
+
+def _ensemble(card: ModelCard, load_member: Any) -> Predict:
+    """An ensemble card's members, each loaded by load_member(card), as one Predict."""
+    from tuiplayer.modelstore import ensemble_members
+    from tuiplayer.nn.ensemble import Ensemble
+
+    return Ensemble(card, [(load_member(member_card), member["stems"], member["input"])
+                           for member_card, member in ensemble_members(card)])

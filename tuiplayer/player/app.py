@@ -237,6 +237,8 @@ class PlayerApp(App[int]):
                 "done": "separated", "failed": "failed: playing the original mix",
             }[state.status]
             text = f"{label}: {_escape(state.card.name)} v{_escape(state.card.version)} ({progress})"
+            if state.card.in_other:
+                text += f" {', '.join(state.card.in_other)} in other"
             parts.append(f"[reverse b] {text} [/]" if index == self.player.active else f"[dim]{text}[/dim]")
         if len(self.player.models) < 2:
             parts.append("[dim]no A/B partner (--ab MODEL)[/dim]")

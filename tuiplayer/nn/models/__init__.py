@@ -24,6 +24,7 @@ import keras
 from tuiplayer.errors import ModelError
 from tuiplayer.nn.models.d3net import build_d3net
 from tuiplayer.nn.models.hybrid import build_hybrid
+from tuiplayer.nn.models.spleeter import SpleeterMasks  # noqa: F401 - registers it with Keras
 from tuiplayer.nn.models.unet import build_unet
 
 BUILDERS: Mapping[str, Callable[..., keras.Model]] = {
