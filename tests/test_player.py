@@ -344,3 +344,19 @@ def stopped_sound_process(control: np.ndarray) -> AudioProcess:
     process._process = Dead()  # type: ignore[assignment]
     process._connection, _ = multiprocessing.Pipe()
     return process
+
+
+async def test_export_to_a_place_that_cannot_be_written_is_a_notice(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await separated(app, pilot)
+        for folder, says in ((tmp_path / ("f" * 300), "file name too long"),
+                             (blocker / "sub", "is a file, not a folder")):
+            await pilot.press("e")
+            app.screen.query_one("#folder").value = str(folder)
+            await pilot.click("#wav")
+            await app.workers.wait_for_complete()
+            assert app.is_running and app.screen.__class__.__name__ == "Screen"
+            assert any(says in n.message for n in app._notifications), [n.message for n in app._notifications]

@@ -20,7 +20,7 @@ from typing import Any
 from tuiplayer import __version__
 from tuiplayer.config import MODEL_SELECTIONS, STEMS
 from tuiplayer.errors import BadInput, TuiplayerError
-from tuiplayer.files import write_text
+from tuiplayer.files import check_writable, write_text
 
 
 def _format_duration(seconds: float) -> str:
@@ -31,13 +31,14 @@ def _format_duration(seconds: float) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """Format, rate, channels and duration of each file, through the separation loader."""
-    from tuiplayer.audio.io import decode
+    """Format, rate, channels and duration of each file, read as the player decodes it (piece
+    by piece: any length in bounded memory)."""
+    from tuiplayer.audio.io import scan
 
     status = 0
     for name in args.files:
         try:
-            info = decode(name).info
+            info = scan(name)
         except TuiplayerError as error:
             print(f"tuiplayer: {error}", file=sys.stderr)
             status = max(status, error.exit_code)
@@ -197,6 +198,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Speed and memory figures."""
     from tuiplayer import bench
 
+    if args.json:
+        check_writable(args.json, force=args.force)
     if args.player or args.soak:
         bench.run_player(json_path=args.json, force=args.force, soak=args.soak)
         return 0
@@ -224,8 +227,10 @@ def _progress_bar() -> Any:
 
 def cmd_separate(args: argparse.Namespace) -> int:
     """Separate files (or folders of files) into stem files, loading the model once."""
+    import numpy as np
+
     from tuiplayer import modelstore
-    from tuiplayer.audio.io import load
+    from tuiplayer.audio.io import check_audio_file, load
     from tuiplayer.nn import runtime
     from tuiplayer.separation import export
     from tuiplayer.separation.cache import StemCache, cached_or_separated
@@ -233,24 +238,40 @@ def cmd_separate(args: argparse.Namespace) -> int:
 
     songs = list(export.expand_inputs(args.files))
     card = modelstore.resolve(args.model)
-    separator = Separator(runtime.load(card), batch_size=8)
-    cache = StemCache()
     status = 0
+    checked = []
+    for song in songs:  # what can be told without the model first (it takes seconds to load)
+        try:
+            check_audio_file(song)
+            paths = export.stem_paths(args.output, song, args.format)
+            export.check_free(paths.values(), args.force)
+            export.check_writable(paths.values(), force=args.force)
+            checked.append((song, paths))
+        except TuiplayerError as error:
+            print(f"tuiplayer: {error}", file=sys.stderr)
+            status = max(status, error.exit_code)
+    if not checked:
+        return status
+    modelstore.verify_weights(card)
+    separator: Separator | None = None
+    cache = StemCache()
     with _progress_bar() as bar:
-        overall = bar.add_task(f"{len(songs)} file{'s' if len(songs) != 1 else ''} with {card.name}",
-                               total=len(songs))
-        for song in songs:
+        overall = bar.add_task(f"{len(checked)} file{'s' if len(checked) != 1 else ''} with {card.name}",
+                               total=len(checked))
+        for song, paths in checked:
             try:
-                paths = export.stem_paths(args.output, song, args.format)
-                export.check_free(paths.values(), args.force)
                 audio = load(song)
                 task = bar.add_task(f"  {song.name}", total=None)
 
                 def progress(done: int, total: int, task: Any = task) -> None:
                     bar.update(task, completed=done, total=total)
 
-                stems, cached, problem = cached_or_separated(
-                    cache, audio.samples, card.sha256, lambda samples: separator.separate(samples, progress=progress))
+                def separate(samples: np.ndarray, progress: Any = progress) -> np.ndarray:
+                    nonlocal separator
+                    separator = separator or Separator(runtime.load(card), batch_size=8)
+                    return separator.separate(samples, progress=progress)
+
+                stems, cached, problem = cached_or_separated(cache, audio.samples, card.sha256, separate)
                 if problem:
                     bar.console.print(f"tuiplayer: note: {problem}", highlight=False, markup=False, soft_wrap=True)
                 if cached:
@@ -325,10 +346,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from tuiplayer.nn import runtime
     from tuiplayer.separation.separator import Separator
 
-    if args.json and args.json.exists() and not args.force:
-        raise BadInput(f"{args.json}: exists already (use --force to overwrite)")
+    if args.json:
+        check_writable(args.json, force=args.force)
     tracks = find_tracks(args.dataset, subset=args.subset)
     cards = [] if args.oracle else [modelstore.resolve(name) for name in (args.model or [None])]
+    if args.record and len(cards) != 1:
+        raise BadInput("--record needs exactly one --model (the card the figures are written to)")
+    metric = "bsseval" if args.bsseval else "sdr"
+    if metric == "bsseval" and importlib.util.find_spec("museval") is None:
+        raise BadInput("--bsseval needs museval: pip install museval")
     models = {card.name: Separator(runtime.load(card)) for card in cards}
 
     def songs():  # one track in memory at a time: (name, stems (n_samples, 2, n_stems))
@@ -336,11 +362,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
             stems = track.load_stems()
             yield track.name, np.stack([stems[name] for name in STEMS], axis=-1)
 
-    if args.record and len(cards) != 1:
-        raise BadInput("--record needs exactly one --model (the card the figures are written to)")
-    metric = "bsseval" if args.bsseval else "sdr"
-    if metric == "bsseval" and importlib.util.find_spec("museval") is None:
-        raise BadInput("--bsseval needs museval: pip install museval")
     scores = evaluation.evaluate(
         songs(), models, progress=lambda row, track: print(f"  {row}: {track}", file=sys.stderr), metric=metric
     )
@@ -530,6 +551,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tuiplayer: interrupted", file=sys.stderr)
         return 130
+    except OSError as error:
+        from tuiplayer.files import USER_ERRNOS, describe_os_error
+
+        if error.errno not in USER_ERRNOS or os.environ.get("TUIPLAYER_DEBUG"):
+            raise
+        print(f"tuiplayer: {describe_os_error(error)}", file=sys.stderr)  # a full disk, a read-only folder…
+        return 2
     except Exception as error:  # the last line of defence: one line, not a traceback
         if os.environ.get("TUIPLAYER_DEBUG"):
             raise

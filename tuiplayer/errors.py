@@ -27,6 +27,11 @@ class OutputExistsError(BadInput):
     """An output file exists already and `--force` was not given."""
 
 
+class OutputError(BadInput):
+    """An output cannot be written where the user asked: a full disk, a read-only or missing
+    folder, a file where a folder must be, a name too long."""
+
+
 class ModelError(TuiplayerError):
     """A model folder or file is missing, corrupt, or was trained with other numbers."""
 

@@ -179,8 +179,10 @@ def read_index(root: Path | None = None) -> dict[str, str | None]:
         raw = json.loads((root / INDEX_FILE).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {"default": None, "ab": None}
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelError(f"{root / INDEX_FILE}: unreadable ({error})") from None
+    if not isinstance(raw, dict) or not all(isinstance(raw.get(k), (str, type(None))) for k in ("default", "ab")):
+        raise ModelError(f"{root / INDEX_FILE}: not a models index (expected {{\"default\": NAME, \"ab\": NAME}})")
     return {"default": raw.get("default"), "ab": raw.get("ab")}
 
 

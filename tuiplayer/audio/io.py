@@ -12,9 +12,11 @@ sounddevice use them.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +27,7 @@ import soxr
 
 from tuiplayer.config import SIGNAL
 from tuiplayer.errors import AudioFileError
-from tuiplayer.files import atomic_write
+from tuiplayer.files import atomic_write, describe_os_error, shown
 
 OUTPUT_FORMATS: dict[str, str] = {"wav": "FLOAT", "flac": "PCM_24"}
 """File formats `write_audio` writes, with the libsndfile subtype used for each."""
@@ -83,15 +85,23 @@ def ffmpeg_available() -> bool:
     return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
 
 
-def _check_path(path: Path) -> None:
-    if not path.exists():
-        raise AudioFileError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioFileError(f"{path}: is a directory, not an audio file")
+def check_audio_file(path: Path) -> None:
+    """AudioFileError (one line) unless path is a readable, non-empty regular file."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        raise AudioFileError(f"{shown(path)}: no such file") from None
+    except OSError as error:
+        raise AudioFileError(f"{shown(path)}: {describe_os_error(error).rsplit(': ', 1)[-1]}") from None
+    if stat.S_ISDIR(status.st_mode):
+        raise AudioFileError(f"{shown(path)}: is a directory, not an audio file")
+    if not stat.S_ISREG(status.st_mode):
+        raise AudioFileError(f"{shown(path)}: not a regular file (a pipe, device or socket); "
+                             "save the audio to a file first")
     if not os.access(path, os.R_OK):
-        raise AudioFileError(f"{path}: permission denied")
-    if path.stat().st_size == 0:
-        raise AudioFileError(f"{path}: file is empty")
+        raise AudioFileError(f"{shown(path)}: permission denied")
+    if status.st_size == 0:
+        raise AudioFileError(f"{shown(path)}: file is empty")
 
 
 def _decode_libsndfile(path: Path) -> Decoded:
@@ -120,14 +130,25 @@ def _ffprobe_audio_streams(path: Path) -> tuple[str, list[dict]]:
     return meta.get("format", {}).get("format_name", "?"), meta.get("streams", [])
 
 
+def _stream_shape(path: Path, streams: list[dict], stream: int) -> tuple[int, int]:
+    """(sample rate, channels) of an audio stream ffprobe found; AudioFileError if unusable."""
+    not_audio = AudioFileError(f"{shown(path)}: not an audio file (neither libsndfile nor ffmpeg can read it)")
+    if not streams:
+        raise not_audio
+    if not 0 <= stream < len(streams):
+        raise AudioFileError(f"{shown(path)}: has {len(streams)} audio streams, stream {stream} asked for")
+    try:
+        sample_rate, channels = int(streams[stream]["sample_rate"]), int(streams[stream]["channels"])
+    except (KeyError, TypeError, ValueError):
+        raise not_audio from None
+    if sample_rate <= 0 or channels <= 0:  # ffmpeg guessed a format from bytes that are not one
+        raise not_audio
+    return sample_rate, channels
+
+
 def _decode_ffmpeg(path: Path, stream: int) -> Decoded:
     container, streams = _ffprobe_audio_streams(path)
-    if not streams:
-        raise AudioFileError(f"{path}: not an audio file (neither libsndfile nor ffmpeg can read it)")
-    if not 0 <= stream < len(streams):
-        raise AudioFileError(f"{path}: has {len(streams)} audio streams, stream {stream} asked for")
-    sample_rate = int(streams[stream]["sample_rate"])
-    channels = int(streams[stream]["channels"])
+    sample_rate, channels = _stream_shape(path, streams, stream)
     run = subprocess.run(
         ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", f"0:a:{stream}",
          "-f", "f32le", "-acodec", "pcm_f32le", "-"],
@@ -157,6 +178,74 @@ def _decode_ffmpeg(path: Path, stream: int) -> Decoded:
     return Decoded(samples, info)
 
 
+SCAN_FRAMES = 1 << 20
+"""Frames per piece when `scan` reads a file (8 MiB of stereo float32): bounded memory."""
+
+
+class _Tally:
+    """Counts samples and the problems `_repair` would repair, piece by piece."""
+
+    def __init__(self) -> None:
+        self.frames = self.non_finite = self.clipped = 0
+
+    def add(self, piece: np.ndarray) -> None:
+        self.frames += len(piece)
+        finite = np.isfinite(piece)
+        self.non_finite += int(piece.size - np.count_nonzero(finite))
+        self.clipped += int(np.count_nonzero(np.abs(np.where(finite, piece, 0)) >= 1.0))
+
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(text for count, text in (
+            (self.non_finite, f"{self.non_finite} NaN/inf samples replaced by silence"),
+            (self.clipped, f"{self.clipped} samples at or beyond full scale (clipped)")) if count)
+
+
+def scan(path: str | os.PathLike[str]) -> AudioInfo:
+    """What `decode(path).info` says, read piece by piece: memory stays bounded (SCAN_FRAMES)
+    whatever the file's length (`tuiplayer info` on a 3-hour FLAC)."""
+    path = Path(path)
+    check_audio_file(path)
+    tally = _Tally()
+    try:
+        with sf.SoundFile(path) as f:
+            for piece in f.blocks(blocksize=SCAN_FRAMES, dtype="float32", always_2d=True):
+                tally.add(piece)
+            info = AudioInfo(path=path, format=f"{f.format} ({f.subtype})", sample_rate=f.samplerate,
+                             channels=f.channels, n_samples=tally.frames, decoder="libsndfile")
+    except (sf.LibsndfileError, RuntimeError, EOFError):
+        if not ffmpeg_available():
+            raise AudioFileError(f"{shown(path)}: not a format libsndfile reads, and ffmpeg is not installed "
+                                 "to try it") from None
+        tally = _Tally()
+        info = _scan_ffmpeg(path, tally)
+    if info.n_samples == 0:
+        raise AudioFileError(f"{shown(path)}: holds no audio samples (zero length)")
+    return replace(info, warnings=info.warnings + tally.warnings())
+
+
+def _scan_ffmpeg(path: Path, tally: _Tally) -> AudioInfo:
+    """The first audio stream's info through ffmpeg, decoded piece by piece into tally."""
+    container, streams = _ffprobe_audio_streams(path)
+    sample_rate, channels = _stream_shape(path, streams, 0)
+    with subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0",
+                           "-f", "f32le", "-acodec", "pcm_f32le", "-"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as run:
+        assert run.stdout is not None and run.stderr is not None
+        frame_bytes = 4 * channels
+        rest = b""
+        while piece := run.stdout.read(SCAN_FRAMES * frame_bytes):
+            piece = rest + piece
+            whole = len(piece) // frame_bytes * frame_bytes
+            tally.add(np.frombuffer(piece[:whole], dtype="<f4").reshape(-1, channels))
+            rest = piece[whole:]
+        errors = run.stderr.read().decode(errors="replace")
+    problems = [line.strip() for line in errors.splitlines() if line.strip()]
+    warnings = (f"damaged: ffmpeg reported {len(problems)} decoding errors (last: {problems[-1]})",) if problems else ()
+    return AudioInfo(path=path, format=f"{container} ({streams[0].get('codec_name', '?')})", sample_rate=sample_rate,
+                     channels=channels, n_samples=tally.frames, decoder="ffmpeg", audio_streams=len(streams),
+                     warnings=warnings)
+
+
 def _repair(decoded: Decoded) -> Decoded:
     """Replace non-finite samples by silence and note clipping, as warnings on the info."""
     samples, warnings = decoded.samples, []
@@ -181,7 +270,7 @@ def decode(path: str | os.PathLike[str], stream: int = 0) -> Decoded:
     Raises AudioFileError with a one-line reason for anything that is not usable audio.
     """
     path = Path(path)
-    _check_path(path)
+    check_audio_file(path)
     decoded: Decoded | None = None
     if stream == 0:
         try:
@@ -271,8 +360,8 @@ def write_audio(
         raise AudioFileError(f"{path}: cannot write .{fmt} files (use {', '.join(OUTPUT_FORMATS)})")
     if fmt == "flac":
         samples = np.clip(samples, -1.0, 1.0)
-    return atomic_write(
-        path,
-        lambda handle: sf.write(handle, samples, sample_rate, format=fmt.upper(), subtype=OUTPUT_FORMATS[fmt]),
-        force=force,
-    )
+    # encoded in memory first: libsndfile writing through a Python file loses the OSError of a
+    # full disk inside its callback; here it reaches the caller as it is
+    encoded = io.BytesIO()
+    sf.write(encoded, samples, sample_rate, format=fmt.upper(), subtype=OUTPUT_FORMATS[fmt])
+    return atomic_write(path, lambda handle: handle.write(encoded.getbuffer()), force=force)

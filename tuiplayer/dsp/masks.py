@@ -16,6 +16,7 @@ import numpy as np
 
 from tuiplayer.config import SIGNAL
 from tuiplayer.dsp.stft import Stft
+from tuiplayer.errors import ModelError
 
 EXTENSION_SOURCE_BINS = 128
 """Modelled bins (the highest ones, ~9.6–11 kHz) whose mean mask extends above n_bins."""
@@ -25,8 +26,11 @@ EPSILON = 1e-8
 
 
 def _non_negative(masks: np.ndarray) -> np.ndarray:
-    """masks as float32, or ValueError if any is negative."""
+    """masks as float32; ModelError if any is NaN or infinite (a model with broken weights,
+    e.g. trained into NaN), ValueError if any is negative."""
     masks = np.asarray(masks, dtype=np.float32)
+    if masks.size and not np.isfinite(masks).all():
+        raise ModelError("the model gives masks that are not numbers (NaN or infinite): its weights are broken")
     if masks.size and float(masks.min()) < 0.0:
         raise ValueError("masks must be non-negative")
     return masks

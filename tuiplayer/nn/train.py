@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from tuiplayer.config import MODEL_SELECTIONS, SIGNAL, STEMS
-from tuiplayer.errors import BadInput
+from tuiplayer.errors import BadInput, TuiplayerError
 from tuiplayer.files import write_text
 from tuiplayer.modelstore import CARD_FILE, INDEX_FILE, WEIGHTS_FILE, file_sha256
 
@@ -70,6 +70,14 @@ class TrainConfig:
     select: str = "mean"
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 1):
+            raise BadInput(f"--learning-rate must be a number in (0, 1] (got {self.learning_rate})")
+        if self.hours is not None and not (math.isfinite(self.hours) and self.hours > 0):
+            raise BadInput(f"--hours must be a positive number of hours (got {self.hours})")
+        if self.steps < 1 or self.steps_per_epoch < 1 or self.batch_size < 1:
+            raise BadInput("--steps, --steps-per-epoch and --batch-size must be at least 1")
+        # an epoch never runs past the steps asked for (--steps 1 is one step)
+        object.__setattr__(self, "steps_per_epoch", min(self.steps_per_epoch, self.steps))
         if self.select not in MODEL_SELECTIONS:
             raise BadInput(f"select must be one of {', '.join(MODEL_SELECTIONS)}. Received: {self.select!r}")
         if self.stem_weights is not None and (
@@ -80,6 +88,10 @@ class TrainConfig:
     @property
     def epochs(self) -> int:
         return math.ceil(self.steps / self.steps_per_epoch)
+
+
+class TrainingDiverged(TuiplayerError):
+    """The loss became NaN or infinite: the weights are lost, nothing is written."""
 
 
 def hardware() -> str:
@@ -227,6 +239,9 @@ def train(config: TrainConfig, *, resume: bool = True, force: bool = False, log=
         state["train_s"] += time.monotonic() - epoch_start
         record: dict[str, Any] = {"epoch": epoch + 1, "step": (epoch + 1) * config.steps_per_epoch,
                                   "loss": float(history.history["loss"][-1]), "train_s": state["train_s"]}
+        if not math.isfinite(record["loss"]):
+            raise TrainingDiverged(f"the loss became {record['loss']} in epoch {epoch + 1} (a learning rate too "
+                                   f"high for this model?); no model written, the last good checkpoint is in {run_dir}")
         if validation:
             separate = Separator(lambda x: np.asarray(separator.predict_on_batch(x)))
             tables = summary(evaluate(validation, {"model": separate}, oracle=False))

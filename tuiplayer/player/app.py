@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 from tuiplayer.audio.io import Audio
 from tuiplayer.config import SIGNAL, STEMS
 from tuiplayer.errors import TuiplayerError
+from tuiplayer.files import describe_os_error
 from tuiplayer.modelstore import ModelCard
 from tuiplayer.player.core import GAIN_STEP_DB, Player, format_time
 from tuiplayer.player.keys import KEYS, display
@@ -345,9 +347,17 @@ class PlayerApp(App[int]):
     def _export_to(self, choice: tuple[Path, str] | None) -> None:
         if choice is None:
             return
+        from tuiplayer.separation import export
+
         folder, fmt = choice
-        paths = _export_paths(folder, self.player.path, fmt)
-        taken = [p for p in paths.values() if p.exists()]
+        try:
+            paths = _export_paths(folder, self.player.path, fmt)
+            export.check_writable(paths.values(), force=True)  # existing files: asked below
+            taken = [p for p in paths.values() if p.exists()]
+        except (TuiplayerError, OSError) as error:
+            message = describe_os_error(error) if isinstance(error, OSError) else str(error)
+            self.notify(f"cannot export there: {message}", severity="error", timeout=10)
+            return
         if not taken:
             self._write_export(paths, False)
             return
@@ -356,16 +366,19 @@ class PlayerApp(App[int]):
 
     @work(thread=True, exclusive=True, group="export")
     def _write_export(self, paths: dict[str, Path], force: bool) -> None:
-        from tuiplayer.audio.io import restore, write_audio
         from tuiplayer.separation import export
 
-        source = self.player.audio.source
         try:
             remix, stems = self.player.export_stems()
-            write_audio(paths["remix"], restore(remix, source), source.sample_rate, force=force)
-            export.write_stems(stems, source, paths, force)
-        except (TuiplayerError, OSError) as error:
+            tracks = {"remix": remix, **{stem: stems[..., j] for j, stem in enumerate(STEMS)}}
+            export.write_tracks(tracks, self.player.audio.source, paths, force)
+        except TuiplayerError as error:
             self.call_from_thread(self.notify, f"export failed: {error}", severity="error", timeout=10)
+            return
+        except Exception as error:  # an export must never end the player: a notice, the song plays on
+            logging.getLogger(__name__).exception("export failed")
+            self.call_from_thread(self.notify, f"export failed ({type(error).__name__}: {error})",
+                                  severity="error", timeout=10)
             return
         self.call_from_thread(self.notify, f"exported the remix and stems to {paths['remix'].parent}", timeout=6)
 

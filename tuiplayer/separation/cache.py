@@ -74,8 +74,8 @@ class StemCache:
             stored = np.load(data, allow_pickle=False)
             if stored.shape != (len(audio), audio.shape[1], STORED_STEMS) or _checksum(stored) != info["checksum"]:
                 raise ValueError("entry does not match its description")
-        except (OSError, ValueError, KeyError, json.JSONDecodeError):
-            _remove(data, meta)
+        except Exception:  # whatever is wrong with an entry (empty, truncated, a JSON list, not an
+            _remove(data, meta)  # array…), it is no entry: removed, then rebuilt
             return None
         for path in (data, meta):
             os.utime(path)  # most recently used now

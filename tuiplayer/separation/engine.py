@@ -216,6 +216,9 @@ class Engine:
         started = time.perf_counter()
         try:
             separator.run_blocks(song, [block])
+        except TuiplayerError as error:
+            self._fail(slot, str(error))
+            return
         except Exception as error:
             self._fail(slot, f"separation failed ({type(error).__name__}: {error})")
             return

@@ -13,6 +13,7 @@ import json
 import math
 import multiprocessing
 import os
+import shutil
 import struct
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -22,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from tuiplayer.config import SIGNAL, STEMS
-from tuiplayer.errors import BadInput, OutputExistsError
-from tuiplayer.files import atomic_write, write_text
+from tuiplayer.errors import BadInput, OutputError, OutputExistsError
+from tuiplayer.files import atomic_write, check_folder_writable, shown, write_text
 from tuiplayer.synth.compose import compose
 from tuiplayer.synth.drumkits import Kit, load_kits
 from tuiplayer.synth.resources import Resources, find_resources
@@ -142,6 +143,21 @@ def _check_arguments(songs: int, seconds: float, seed: int, jobs: int | None, re
         raise BadInput(f"--recipe must be one of {', '.join(map(str, RECIPES))} (got {recipe!r})")
 
 
+SONG_FILES = 5
+"""Audio files per song: the mixture and the four stems, float32 stereo WAV."""
+
+
+def _check_room(out_dir: Path, songs: int, seconds: float) -> None:
+    """OutputError (one line) if out_dir is not a folder we can write, or the songs would not
+    fit on its disk (which also bounds the memory of planning them)."""
+    existing = check_folder_writable(out_dir)
+    need = songs * seconds * SIGNAL.sample_rate * SIGNAL.channels * 4 * SONG_FILES
+    free = shutil.disk_usage(existing).free
+    if need > free:
+        raise OutputError(f"{shown(out_dir)}: {songs:,} songs of {seconds:g} s need about {need / 1e9:,.1f} GB, "
+                          f"and {free / 1e9:,.1f} GB are free there")
+
+
 def plan_songs(songs: int, seconds: float, seed: int, resources: Resources) -> list[Song]:
     """Compose every song of the set (cheap: scores only, no audio)."""
     fonts = tuple(str(p) for p in resources.soundfonts)
@@ -171,6 +187,7 @@ def generate(
     recipe = RECIPE if recipe is None else recipe
     _check_arguments(songs, seconds, seed, jobs, recipe)
     out_dir = Path(out_dir)
+    _check_room(out_dir, songs, seconds)
     resources = find_resources(soundfonts)
     plan = plan_songs(songs, seconds, seed, resources)
     folders = [out_dir / song.name for song in plan]
