@@ -38,7 +38,9 @@ def test_a_recording_with_dropouts_is_placed_in_the_song_and_read_as_mix_then_st
 
 
 def test_the_sound_process_line_gives_its_underflows_on_the_monotonic_clock() -> None:
-    line = "tuiplayer sound: 900 buffers played, 2 underflows (at 1.50, 2.25 s); started at monotonic 100.000"
+    line = ("tuiplayer sound: 900 buffers played, 2 underflows (at 1.50, 2.25 s; after waits of 80, 12 ms); "
+            "slowest callback 1.2 ms (at 3.00 s), longest wait between callbacks 80.0 ms (at 1.50 s); "
+            "started at monotonic 100.000")
     assert underflow_times(line) == [101.5, 102.25]
     assert underflow_times("tuiplayer sound: 9 buffers played, 0 underflows; started at monotonic 5.000") == []
 

@@ -64,22 +64,19 @@ def test_a_missing_output_device_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_the_output_reports_when_it_ran_dry() -> None:
-    """The log line names each of the first underflows' time (seconds of playing), not only their count."""
-    from types import SimpleNamespace
+    """The log line names each of the first underflows' time (seconds of playing) and the wait
+    before it, the slowest callback and the longest wait between two, not only a count."""
+    from tuiplayer.playback.output import OutputStats
 
-    from tuiplayer.playback.output import UNDERFLOWS_KEPT, AudioOutput
-
-    output = AudioOutput.__new__(AudioOutput)  # the callback's bookkeeping, without a stream
-    output.source = SimpleNamespace(fill=lambda out: True)
-    output.buffers, output.underflows, output.block_frames, output.sample_rate = 0, 0, 441, 44100
-    output.underflow_at = np.zeros(UNDERFLOWS_KEPT, dtype=np.float64)
     now = [1000.0]
-    output.clock, output.started = lambda: now[0], 1000.0
-    out = np.zeros((441, 2), dtype=np.float32)
-    assert output.report() == "0 buffers played, 0 underflows; started at monotonic 1000.000"
+    stats = OutputStats(clock=lambda: now[0])
+    assert stats.report() == "0 buffers played, 0 underflows; started at monotonic 1000.000"
     for n in range(1, 400):
-        now[0] = 1000.0 + n / 100  # 441-frame buffers are 10 ms each
-        output._callback(out, 441, None, SimpleNamespace(output_underflow=n in (50, 250) or n >= 300))
+        called = 1000.0 + n / 100 + (0.07 if n >= 350 else 0)  # 10 ms buffers; one came 80 ms late
+        now[0] = called + (0.004 if n == 120 else 0.001)  # each took 1 ms, one 4 ms
+        stats.record(called, n in (50, 250) or n >= 300)
     # (the first 8 of them)
-    assert output.report() == ("399 buffers played, 102 underflows (at 0.50, 2.50, 3.00, 3.01, 3.02, 3.03, 3.04, "
-                               "3.05 s); started at monotonic 1000.000")
+    assert stats.report() == (
+        "399 buffers played, 102 underflows (at 0.50, 2.50, 3.00, 3.01, 3.02, 3.03, 3.04, 3.05 s; after waits "
+        "of 10, 10, 10, 10, 10, 10, 10, 10 ms); slowest callback 4.0 ms (at 1.20 s), longest wait between "
+        "callbacks 80.0 ms (at 3.57 s); started at monotonic 1000.000")

@@ -41,9 +41,10 @@ def make_audio(warnings: tuple[str, ...] = ()) -> Audio:
 
 
 def make_app(tmp_path: Path, *, ab: bool = True, fail: bool = False, warnings: tuple[str, ...] = (),
-             device: str | None = None, block_s: float = 0.0) -> PlayerApp:
-    """The player on a 20-s song with a stand-in model (block_s: how long it takes a block)."""
-    card = modelstore.resolve("unet")
+             device: str | None = None, block_s: float = 0.0, model: str = "unet") -> PlayerApp:
+    """The player on a 20-s song with a stand-in model (block_s: how long it takes a block)
+    under the card of the installed `model`."""
+    card = modelstore.resolve(model)
     cards = [card, card] if ab else [card]
 
     def load(_card: modelstore.ModelCard):
@@ -360,3 +361,11 @@ async def test_export_to_a_place_that_cannot_be_written_is_a_notice(tmp_path: Pa
             await app.workers.wait_for_complete()
             assert app.is_running and app.screen.__class__.__name__ == "Screen"
             assert any(says in n.message for n in app._notifications), [n.message for n in app._notifications]
+
+
+async def test_a_model_that_leaves_stems_in_other_says_so(tmp_path: Path) -> None:
+    app = make_app(tmp_path, ab=False, model="spleeter-2stems")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        line = app.query_one("#models").render()
+        assert "drums, bass in other" in getattr(line, "plain", str(line))

@@ -402,7 +402,7 @@ def underflow_times(line: str) -> list[float]:
     """When (time.monotonic()) the first underflows of the sound process's log line came."""
     try:
         started = float(line.rsplit("started at monotonic ", 1)[1])
-        listed = line.split(" underflows (at ", 1)[1].split(" s)", 1)[0]
+        listed = line.split(" underflows (at ", 1)[1].split(" s", 1)[0]
     except (IndexError, ValueError):
         return []
     return [started + float(t) for t in listed.split(", ")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -67,6 +68,60 @@ def output_device(device: int | str | None = None) -> int:
     return int(info["index"])
 
 
+SETTLE_S = 3.0
+"""The longest wait is counted from this long after the start (the first callbacks come
+irregularly while the stream and the sound server start)."""
+
+
+class OutputStats:
+    """What an output's callbacks did, for the log line at exit: buffers, underflows (the first
+    UNDERFLOWS_KEPT with their time and the wait before them), the slowest callback (our own
+    work per buffer) and the longest wait between two callbacks (how late PortAudio, and the
+    sound server behind it, came back). The two tell an underflow of ours from one of the
+    scheduler's or the server's. Times on time.monotonic(): the same clock in every process of
+    the machine, so a test can place them against what it recorded."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.started = clock()
+        self.buffers = self.underflows = 0
+        self.underflow_at = np.zeros(UNDERFLOWS_KEPT, dtype=np.float64)
+        self.underflow_gap = np.zeros(UNDERFLOWS_KEPT, dtype=np.float64)
+        self.slowest = (0.0, 0.0)  # (seconds, when)
+        self.longest_gap = (0.0, 0.0)
+        self._last_call = 0.0
+
+    def record(self, called: float, underflow: bool) -> None:
+        """One callback, called at `called`, now done; underflow: PortAudio said it ran dry."""
+        took = self.clock() - called
+        gap = called - self._last_call if self._last_call else 0.0
+        self._last_call = called
+        self.buffers += 1
+        if underflow:
+            if self.underflows < UNDERFLOWS_KEPT:
+                self.underflow_at[self.underflows] = called
+                self.underflow_gap[self.underflows] = gap
+            self.underflows += 1
+        if gap > self.longest_gap[0] and called - self.started > SETTLE_S:
+            self.longest_gap = (gap, called)
+        if took > self.slowest[0]:
+            self.slowest = (took, called)
+
+    def report(self) -> str:
+        """One line: buffers played, underflows (when, in seconds since the start, after what
+        wait), the slowest callback and the longest wait, and the start (time.monotonic())."""
+        line = f"{self.buffers} buffers played, {self.underflows} underflows"
+        if self.underflows:
+            kept = self.underflow_at[: min(self.underflows, UNDERFLOWS_KEPT)] - self.started
+            line += " (at " + ", ".join(f"{t:.2f}" for t in kept) + " s; after waits of " + ", ".join(
+                f"{1000 * g:.0f}" for g in self.underflow_gap[: len(kept)]) + " ms)"
+        if self.buffers:
+            line += (f"; slowest callback {1000 * self.slowest[0]:.1f} ms (at {self.slowest[1] - self.started:.2f} s)"
+                     f", longest wait between callbacks {1000 * self.longest_gap[0]:.1f} ms "
+                     f"(at {self.longest_gap[1] - self.started:.2f} s)")
+        return line + f"; started at monotonic {self.started:.3f}"
+
+
 class AudioOutput:
     """A running output stream that plays what `source` gives, until it is finished or closed."""
 
@@ -74,14 +129,7 @@ class AudioOutput:
                  sample_rate: int = SIGNAL.sample_rate, block_frames: int = BLOCK_FRAMES) -> None:
         sd = _sounddevice()
         self.source = source
-        self.buffers = 0
-        self.underflows = 0
-        """Buffers played, and how many times the output ran dry (PortAudio's output underflow)."""
-        self.underflow_at = np.zeros(UNDERFLOWS_KEPT, dtype=np.float64)
-        """When the first UNDERFLOWS_KEPT underflows came (time.monotonic(): the same clock in
-        every process of the machine, so a test can place them against what it recorded)."""
-        self.clock = time.monotonic
-        self.started = self.clock()
+        self.stats = OutputStats()
         self.block_frames = block_frames
         self.sample_rate = sample_rate
         try:
@@ -94,22 +142,14 @@ class AudioOutput:
             raise AudioDeviceError(f"cannot open the sound output ({error}); try --device or --no-audio") from None
 
     def _callback(self, out: np.ndarray, frames: int, when: Any, status: Any) -> None:
-        self.buffers += 1
-        if status.output_underflow:
-            if self.underflows < UNDERFLOWS_KEPT:
-                self.underflow_at[self.underflows] = self.clock()
-            self.underflows += 1
-        if not self.source.fill(out):
+        called = self.stats.clock()
+        more = self.source.fill(out)
+        self.stats.record(called, bool(status.output_underflow))
+        if not more:
             raise _sounddevice().CallbackStop
 
     def report(self) -> str:
-        """One line for the log: buffers played, underflows, when the first ones came (seconds
-        since the stream started), and when it started (time.monotonic())."""
-        line = f"{self.buffers} buffers played, {self.underflows} underflows"
-        if self.underflows:
-            kept = self.underflow_at[: min(self.underflows, UNDERFLOWS_KEPT)] - self.started
-            line += " (at " + ", ".join(f"{t:.2f}" for t in kept) + " s)"
-        return line + f"; started at monotonic {self.started:.3f}"
+        return self.stats.report()
 
     def close(self) -> None:
         self.stream.abort()
