@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import time
 from pathlib import Path
@@ -369,3 +370,47 @@ async def test_a_model_that_leaves_stems_in_other_says_so(tmp_path: Path) -> Non
         await pilot.pause()
         line = app.query_one("#models").render()
         assert "drums, bass in other" in getattr(line, "plain", str(line))
+
+
+async def test_a_song_opened_again_comes_back_as_it_was_left(tmp_path: Path) -> None:
+    from tuiplayer.player import recall
+
+    app = make_app(tmp_path, ab=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        player = app.player
+        await pilot.press("2", "down", "down", "minus", "minus")  # drums muted, bass −3 dB
+        player.seek_to(5.0)
+        await pilot.press("l")
+        player.seek_to(8.0)
+        await pilot.press("l")  # loop 5–8 s
+        loop = player.loop
+        player.seek_to(12.0)
+        await pilot.pause(0.2)
+        await pilot.press("q")
+    (saved,) = recall.state_dir().glob("*.json")
+    assert json.loads(saved.read_text())["muted"] == [False, True, False, False]
+
+    again = make_app(tmp_path, ab=False)
+    async with again.run_test(size=(100, 30)) as pilot:
+        await pilot.pause(0.2)
+        player = again.player
+        assert player.muted == [False, True, False, False] and player.gains_db[2] == -2 * GAIN_STEP_DB
+        assert loop is not None and abs(loop[0] - 5 * SIGNAL.sample_rate) < SIGNAL.sample_rate // 2
+        assert player.loop is not None and np.allclose(player.loop, loop, atol=1)
+        assert 11.5 < player.position_s < 13.5
+        assert player.transport.snapshot.gains[1] == 0.0  # the sound process plays it so
+
+
+async def test_a_corrupt_memory_of_a_song_is_ignored(tmp_path: Path) -> None:
+    from tuiplayer.player import recall
+
+    first = make_app(tmp_path, ab=False)
+    async with first.run_test(size=(100, 30)) as pilot:
+        await pilot.press("1", "q")
+    (saved,) = recall.state_dir().glob("*.json")
+    for junk in ("{not json", "[1, 2]", json.dumps({"format": recall.FORMAT, "gains_db": ["x"]})):
+        saved.write_text(junk)
+        app = make_app(tmp_path, ab=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause(0.1)
+            assert app.player.muted == [False] * 4 and app.player.position_s < 2

@@ -229,14 +229,17 @@ def cmd_separate(args: argparse.Namespace) -> int:
     """Separate files (or folders of files) into stem files, loading the model once."""
     import numpy as np
 
-    from tuiplayer import modelstore
+    from tuiplayer import modelstore, playlist
     from tuiplayer.audio.io import check_audio_file, load
     from tuiplayer.nn import runtime
     from tuiplayer.separation import export
     from tuiplayer.separation.cache import StemCache, cached_or_separated
     from tuiplayer.separation.separator import Separator
 
-    songs = list(export.expand_inputs(args.files))
+    expanded = playlist.expand(args.files)
+    for notice in expanded.notices:
+        print(f"tuiplayer: note: {notice}", file=sys.stderr)
+    songs = expanded.paths
     card = modelstore.resolve(args.model)
     status = 0
     checked = []

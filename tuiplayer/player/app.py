@@ -31,11 +31,12 @@ from tuiplayer.config import SIGNAL, STEMS
 from tuiplayer.errors import TuiplayerError
 from tuiplayer.files import describe_os_error
 from tuiplayer.modelstore import ModelCard
+from tuiplayer.player import recall
 from tuiplayer.player.core import GAIN_STEP_DB, Player, format_time
 from tuiplayer.player.keys import KEYS, display
 from tuiplayer.player.spectrum import SpectrumColumns
 from tuiplayer.player.widgets import Spectrogram, StemStrip, TextLine, Transport
-from tuiplayer.separation.cache import StemCache
+from tuiplayer.separation.cache import StemCache, content_hash
 from tuiplayer.separation.engine import Failed, Finished, FromCache, Notice
 from tuiplayer.separation.process import Stopped
 from tuiplayer.separation.separator import Predict
@@ -117,15 +118,22 @@ class ConfirmScreen(ModalScreen[bool]):
 
 def make_app(path: Path, audio: Audio, cards: list[ModelCard], load_model: Callable[[ModelCard], Predict], *,
              device: int | str | None = None, sound: bool = True, cache: StemCache | None = None,
-             keymap: dict[str, str] | None = None, mute: tuple[int, ...] = ()) -> PlayerApp:
+             keymap: dict[str, str] | None = None, mute: tuple[int, ...] = (),
+             memory: Path | None = None) -> PlayerApp:
     """The player on one song, its separation and sound processes started (forked here, before
     the screen's threads): cards are the active model and its optional A/B partner, load_model
-    makes a card's Predict in the separation process; mute: stems muted from the start."""
+    makes a card's Predict in the separation process; mute: stems muted from the start; the
+    song comes back as it was left (player.recall; memory: its folder, default the XDG one)."""
     player = Player(path, audio, cards, load_model, cache=cache)
-    for stem in mute:
-        player.toggle_mute(stem)
     player.start(device, sound)
-    return PlayerApp(player, keymap=keymap)
+    key = content_hash(audio.samples)
+    remembered = recall.recall(key, player.duration_s, memory)
+    if remembered is not None:
+        player.restore(remembered)
+    for stem in mute:  # asked for now: over what was remembered
+        if not player.muted[stem]:
+            player.toggle_mute(stem)
+    return PlayerApp(player, keymap=keymap, song_key=key, memory=memory)
 
 
 class PlayerApp(App[int]):
@@ -139,9 +147,11 @@ class PlayerApp(App[int]):
         for key in KEYS
     ]
 
-    def __init__(self, player: Player, *, keymap: dict[str, str] | None = None) -> None:
+    def __init__(self, player: Player, *, keymap: dict[str, str] | None = None, song_key: str | None = None,
+                 memory: Path | None = None) -> None:
         super().__init__()
         self.player = player
+        self.song_key, self.memory = song_key, memory
         self.keymap = keymap or {}
         self.view_stem = False
         self._drawn: tuple[object, ...] = ()  # the spectrogram's (source, first column, shape) as last drawn
@@ -386,6 +396,10 @@ class PlayerApp(App[int]):
         self.exit(0)
 
     def on_unmount(self) -> None:
+        if self.song_key is not None:
+            problem = recall.remember(self.song_key, self.player.song_state(), self.memory)
+            if problem:
+                logging.getLogger(__name__).warning(problem)
         self.player.close()
 
 

@@ -25,6 +25,7 @@ from tuiplayer.modelstore import ModelCard
 from tuiplayer.playback.mixer import MixSnapshot
 from tuiplayer.playback.output import BLOCK_FRAMES
 from tuiplayer.playback.transport import Transport
+from tuiplayer.player.recall import END_MARGIN_S, SongState
 from tuiplayer.separation.cache import StemCache
 from tuiplayer.separation.engine import BlocksDone, Event, Failed, Finished, FromCache, ModelReady, ModelSlot
 from tuiplayer.separation.process import SeparationProcess, Stopped
@@ -221,6 +222,25 @@ class Player:
         current = max(self.gains_db[self.selected], GAIN_MIN_DB)
         self.gains_db[self.selected] = min(max(current + step_db, GAIN_MIN_DB), GAIN_MAX_DB)
         self._publish()
+
+    def song_state(self) -> SongState:
+        """The song as it is now, for player.recall: mix, loop, playhead."""
+        rate = SIGNAL.sample_rate
+        return SongState(duration_s=self.duration_s, position_s=self.position_s, gains_db=tuple(self.gains_db),
+                         muted=tuple(self.muted), soloed=tuple(self.soloed),
+                         loop_s=None if self.loop is None else (self.loop[0] / rate, self.loop[1] / rate))
+
+    def restore(self, state: SongState) -> None:
+        """Come back to a remembered state (after start(): the seek goes to the sound process).
+        A playhead left near the end starts the song over."""
+        rate = SIGNAL.sample_rate
+        self.gains_db = [min(max(g, GAIN_MIN_DB), GAIN_MAX_DB) for g in state.gains_db]
+        self.muted, self.soloed = list(state.muted), list(state.soloed)
+        if state.loop_s is not None and 0 <= state.loop_s[0] < state.loop_s[1] <= self.duration_s:
+            self.loop = (int(state.loop_s[0] * rate), int(state.loop_s[1] * rate))
+        self._publish()
+        if state.position_s < self.duration_s - END_MARGIN_S:
+            self.seek_to(state.position_s)
 
     def reset_mix(self) -> None:
         self.gains_db = [0.0] * len(STEMS)

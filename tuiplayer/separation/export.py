@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -18,13 +18,8 @@ import numpy as np
 from tuiplayer import files
 from tuiplayer.audio.io import OUTPUT_FORMATS, AudioInfo, restore, write_audio
 from tuiplayer.config import STEMS
-from tuiplayer.errors import AudioFileError, BadInput, OutputError, OutputExistsError
+from tuiplayer.errors import BadInput, OutputError, OutputExistsError
 from tuiplayer.files import describe_os_error, move_no_clobber, shown
-
-AUDIO_SUFFIXES = frozenset({
-    ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".mp4", ".aif", ".aiff", ".wma", ".webm",
-})
-"""File name endings taken as audio when a folder is given (other files are skipped)."""
 
 
 def stem_paths(out_dir: Path, song: Path, fmt: str) -> dict[str, Path]:
@@ -88,15 +83,3 @@ def write_tracks(tracks: dict[str, np.ndarray], source: AudioInfo, paths: dict[s
         if isinstance(error, OutputExistsError):
             raise
         raise OutputError(f"{shown(folder)}: nothing written ({describe_os_error(error)})") from None
-
-
-def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
-    """Files as given; folders as the audio files inside them (recursively, sorted)."""
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
-            if not found:
-                raise AudioFileError(f"{item}: folder holds no audio files")
-            yield from found
-        else:
-            yield item
