@@ -414,3 +414,58 @@ async def test_a_corrupt_memory_of_a_song_is_ignored(tmp_path: Path) -> None:
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.pause(0.1)
             assert app.player.muted == [False] * 4 and app.player.position_s < 2
+
+
+def queue_app(tmp_path: Path, index: int = 0, **options) -> PlayerApp:
+    from tuiplayer.player.app import SongQueue
+
+    app = make_app(tmp_path, ab=False, **options)
+    app.queue = SongQueue([tmp_path / "a.flac", tmp_path / "song.flac", tmp_path / "c.flac"], index=index)
+    return app
+
+
+async def test_next_and_previous_song_keys(tmp_path: Path) -> None:
+    app = queue_app(tmp_path, index=1)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause()
+        line = app.query_one("#song").render()
+        assert "2/3" in getattr(line, "plain", str(line)) and "next: c.flac" in getattr(line, "plain", str(line))
+        await pilot.press("greater_than_sign")
+    assert app.go_to == 2 and "separated" in app.queue.states[1]  # what the list will say of it
+
+    app = queue_app(tmp_path, index=1)
+    async with app.run_test(size=(120, 30)) as pilot:
+        app.player.seek_to(10.0)
+        await pilot.press("less_than_sign")  # past 3 s: this song from the start
+        assert app.is_running and app.player.position_s < 1.0
+        await pilot.press("less_than_sign")
+    assert app.go_to == 0
+
+    app = queue_app(tmp_path, index=2)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("greater_than_sign")  # the last song: a notice, it plays on
+        assert app.is_running and app.go_to is None
+        assert any("no next song" in n.message for n in app._notifications)
+
+
+async def test_the_next_song_starts_by_itself_at_the_end(tmp_path: Path) -> None:
+    app = queue_app(tmp_path, index=0)
+    async with app.run_test(size=(120, 30)) as pilot:
+        app.player.seek_to(app.player.duration_s - 0.2)
+        for _ in range(60):
+            await pilot.pause(0.05)
+            if not app.is_running:
+                break
+    assert app.go_to == 1
+
+
+async def test_the_song_list_opens_a_song(tmp_path: Path) -> None:
+    app = queue_app(tmp_path, index=0)
+    app.queue.states[2] = "separated"
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.press("s")
+        assert app.screen.__class__.__name__ == "SongListScreen"
+        text = " ".join(str(option.prompt) for option in app.screen.query_one("#song-list")._options)
+        assert "1. a.flac" in text and "3. c.flac  separated" in text
+        await pilot.press("down", "down", "enter")
+    assert app.go_to == 2

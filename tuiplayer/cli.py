@@ -55,9 +55,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    """Open a song in the player (`tuiplayer FILE` is the same)."""
-    from tuiplayer import modelstore
+    """Open songs in the player (`tuiplayer FILE_OR_FOLDER_OR_M3U...` is the same): one after
+    another, `>` and `<` to move, the next starting by itself at the end of one."""
+    from tuiplayer import modelstore, playlist
     from tuiplayer.audio.io import load
+    from tuiplayer.player.app import SongQueue
     from tuiplayer.player.keys import load_keymap
 
     keymap = load_keymap()
@@ -65,16 +67,45 @@ def cmd_play(args: argparse.Namespace) -> int:
     partner = args.ab if args.ab is not None else (modelstore.read_index().get("ab") if args.model is None else None)
     if partner:
         cards.append(modelstore.resolve(partner))
-    audio = load(args.file)
+    songs = playlist.expand(args.files)
+    queue = SongQueue(songs.paths, notices=list(songs.notices))
+    step = 1
+    while True:
+        path = queue.paths[queue.index]
+        try:
+            audio = load(path)
+        except TuiplayerError as error:
+            if len(queue.paths) == 1:
+                raise
+            queue.states[queue.index] = "could not be opened"
+            queue.notices.append(str(error))
+            target = queue.index + step  # skip it, in the direction the listener was going
+            if not 0 <= target < len(queue.paths) or all(
+                    queue.states.get(i) == "could not be opened" for i in range(len(queue.paths))):
+                for notice in queue.notices:
+                    print(f"tuiplayer: {notice}", file=sys.stderr)
+                return error.exit_code
+            queue.index = target
+            continue
+        app = _play_song(args, path, audio, cards, keymap, queue)
+        if app.go_to is None:
+            return int(app.return_code or 0)
+        step = 1 if app.go_to > queue.index else -1
+        queue.index = app.go_to
 
+
+def _play_song(args: argparse.Namespace, path: Path, audio: Any, cards: list[Any], keymap: dict[str, str],
+               queue: Any) -> Any:
+    """One song's player screen, until it ends (quit, or another song asked for: app.go_to)."""
     from tuiplayer.nn.runtime import load_for_player
     from tuiplayer.player.app import make_app
     from tuiplayer.separation.cache import StemCache
 
     with _native_stderr_to_log():
         # the separation and sound processes fork now, before the screen's threads start
-        app = make_app(Path(args.file), audio, cards, load_for_player, device=args.device, sound=not args.no_audio,
-                       cache=StemCache(), keymap=keymap, mute=tuple(STEMS.index(stem) for stem in args.mute or ()))
+        app = make_app(path, audio, cards, load_for_player, device=args.device, sound=not args.no_audio,
+                       cache=StemCache(), keymap=keymap, mute=tuple(STEMS.index(stem) for stem in args.mute or ()),
+                       queue=queue)
         try:
             wrong_device = args.device is not None and app.player.transport.error is not None
             if not wrong_device:
@@ -86,7 +117,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         from tuiplayer.playback.output import AudioDeviceError
 
         raise AudioDeviceError(str(app.player.transport.error))
-    return int(app.return_code or 0)
+    return app
 
 
 @contextlib.contextmanager
@@ -126,7 +157,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if not DEMO_SONG.is_file():
         raise TuiplayerError(f"the demo song is missing from this installation ({DEMO_SONG})")
-    args.file = str(DEMO_SONG)
+    args.files = [str(DEMO_SONG)]
     return cmd_play(args)
 
 
@@ -422,8 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tuiplayer {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    play = commands.add_parser("play", help="open a song in the player (the default: tuiplayer FILE)")
-    play.add_argument("file", metavar="FILE")
+    play = commands.add_parser("play", help="open songs in the player (the default: tuiplayer FILE...)")
+    play.add_argument("files", nargs="+", metavar="FILE_OR_FOLDER_OR_M3U",
+                      help="songs: audio files, folders of them, .m3u/.m3u8 playlists")
     _player_options(play)
     play.set_defaults(run=cmd_play)
 

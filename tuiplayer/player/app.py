@@ -14,6 +14,7 @@ import logging
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -24,7 +25,8 @@ from textual.binding import Binding
 from textual.containers import Container, Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
 
 from tuiplayer.audio.io import Audio
 from tuiplayer.config import SIGNAL, STEMS
@@ -99,6 +101,33 @@ class ExportScreen(ModalScreen[tuple[Path, str] | None]):
         self.dismiss((Path(self.query_one("#folder", Input).value).expanduser(), "flac"))
 
 
+class SongListScreen(ModalScreen[int | None]):
+    """The session's songs, each with what the player knows of its separation; enter opens one."""
+
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape,s", "dismiss", "close")]
+
+    def __init__(self, queue: SongQueue, current_state: str) -> None:
+        super().__init__()
+        self.queue, self.current_state = queue, current_state
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="songs"):
+            yield Label(f"Songs ({len(self.queue.paths)}) — enter plays one, esc closes", classes="title")
+            options = []
+            for i, path in enumerate(self.queue.paths):
+                state = self.current_state if i == self.queue.index else self.queue.states.get(i, "")
+                mark = "▶ " if i == self.queue.index else "  "
+                options.append(Option(f"{mark}{i + 1}. {path.name}  {state}", id=str(i)))
+            yield OptionList(*options, id="song-list")
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).highlighted = self.queue.index
+
+    @on(OptionList.OptionSelected)
+    def chosen(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(int(event.option.id or 0))
+
+
 class ConfirmScreen(ModalScreen[bool]):
     BINDINGS: ClassVar[list[Binding]] = [Binding("y", "answer(True)", "yes"),
                                          Binding("n,escape", "answer(False)", "no")]
@@ -116,10 +145,25 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
+@dataclass
+class SongQueue:
+    """The songs of a session (tuiplayer FILE_OR_FOLDER_OR_M3U...) and where the player is in
+    them; states: what the player knows of each song it has opened ("separated", "58 %", …)."""
+
+    paths: list[Path]
+    index: int = 0
+    states: dict[int, str] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def has_next(self) -> bool:
+        return self.index + 1 < len(self.paths)
+
+
 def make_app(path: Path, audio: Audio, cards: list[ModelCard], load_model: Callable[[ModelCard], Predict], *,
              device: int | str | None = None, sound: bool = True, cache: StemCache | None = None,
              keymap: dict[str, str] | None = None, mute: tuple[int, ...] = (),
-             memory: Path | None = None) -> PlayerApp:
+             memory: Path | None = None, queue: SongQueue | None = None) -> PlayerApp:
     """The player on one song, its separation and sound processes started (forked here, before
     the screen's threads): cards are the active model and its optional A/B partner, load_model
     makes a card's Predict in the separation process; mute: stems muted from the start; the
@@ -133,7 +177,7 @@ def make_app(path: Path, audio: Audio, cards: list[ModelCard], load_model: Calla
     for stem in mute:  # asked for now: over what was remembered
         if not player.muted[stem]:
             player.toggle_mute(stem)
-    return PlayerApp(player, keymap=keymap, song_key=key, memory=memory)
+    return PlayerApp(player, keymap=keymap, song_key=key, memory=memory, queue=queue)
 
 
 class PlayerApp(App[int]):
@@ -148,10 +192,13 @@ class PlayerApp(App[int]):
     ]
 
     def __init__(self, player: Player, *, keymap: dict[str, str] | None = None, song_key: str | None = None,
-                 memory: Path | None = None) -> None:
+                 memory: Path | None = None, queue: SongQueue | None = None) -> None:
         super().__init__()
         self.player = player
         self.song_key, self.memory = song_key, memory
+        self.queue = queue or SongQueue([player.path])
+        self.go_to: int | None = None
+        """The song to open next when this screen ends (None: the player ends)."""
         self.keymap = keymap or {}
         self.view_stem = False
         self._drawn: tuple[object, ...] = ()  # the spectrogram's (source, first column, shape) as last drawn
@@ -182,6 +229,9 @@ class PlayerApp(App[int]):
             self.notify(self.player.transport.note, severity="warning", timeout=8)
         for warning in self.player.audio.source.warnings:  # e.g. a file damaged part-way
             self.notify(warning, severity="warning", timeout=10)
+        for notice in self.queue.notices:  # e.g. a playlist's missing entries, a song that did not open
+            self.notify(notice, severity="warning", timeout=10)
+        self.queue.notices.clear()
         self._fit(self.size.width, self.size.height)
         self.call_after_refresh(self.refresh_state)
         self.set_interval(1 / REFRESH_HZ, self.refresh_state)
@@ -216,8 +266,13 @@ class PlayerApp(App[int]):
         problem = player.transport.check()
         if problem:
             self.notify(problem, severity="warning", timeout=10)
-        self._show(main, "#song", f"[b]{_escape(player.path.name)}[/b]  {format_time(player.duration_s)}  "
-                   f"[dim]{player.audio.source.sample_rate} Hz, {player.audio.source.channels} ch[/dim]")
+        queue = self.queue
+        place = f"[dim]{queue.index + 1}/{len(queue.paths)}[/dim]  " if len(queue.paths) > 1 else ""
+        following = f"  [dim]next: {_escape(queue.paths[queue.index + 1].name)} (>)[/dim]" if queue.has_next else ""
+        self._show(main, "#song", f"{place}[b]{_escape(player.path.name)}[/b]  {format_time(player.duration_s)}  "
+                   f"[dim]{player.audio.source.sample_rate} Hz, {player.audio.source.channels} ch[/dim]{following}")
+        if player.ended and player.playing and queue.has_next and self.go_to is None:
+            self._open(queue.index + 1)  # the next song starts by itself
         self._show(main, "#models", self._models_line())
         gains, soloing = player.gains_db, any(player.soloed)
         levels = player.levels()
@@ -395,7 +450,39 @@ class PlayerApp(App[int]):
     def action_quit(self) -> None:
         self.exit(0)
 
+    def action_song(self, step: int) -> None:
+        """`>` the next song, `<` the previous one (from the start of a song: `<` past 3 s
+        starts this one over, as players do)."""
+        if step < 0 and self.player.position_s > 3.0:
+            self.player.seek_to(0.0)
+            return
+        target = self.queue.index + step
+        if not 0 <= target < len(self.queue.paths):
+            self.notify("no next song" if step > 0 else "this is the first song", timeout=3)
+            return
+        self._open(target)
+
+    def action_songs(self) -> None:
+        self.push_screen(SongListScreen(self.queue, self._song_state()), self._chosen_song)
+
+    def _chosen_song(self, index: int | None) -> None:
+        if index is not None and index != self.queue.index:
+            self._open(index)
+
+    def _open(self, index: int) -> None:
+        self.go_to = index
+        self.exit(0)
+
+    def _song_state(self) -> str:
+        state = self.player.models[self.player.active]
+        if state.status == "done":
+            return "separated"
+        if state.status == "failed":
+            return "failed"
+        return f"{100 * state.done // max(state.total, 1)} % separated" if state.total else "not separated"
+
     def on_unmount(self) -> None:
+        self.queue.states[self.queue.index] = self._song_state()
         if self.song_key is not None:
             problem = recall.remember(self.song_key, self.player.song_state(), self.memory)
             if problem:

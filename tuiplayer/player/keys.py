@@ -48,6 +48,9 @@ KEYS: tuple[Key, ...] = (
     Key("loop", "l", "loop", "A-B loop: set start, set end, clear", footer="loop"),
     Key("view", "v", "toggle_view", "spectrogram: mix / selected stem"),
     Key("export", "e", "export", "export the remix and stems", footer="export"),
+    Key("next_song", "greater_than_sign", "song(1)", "next song"),
+    Key("previous_song", "less_than_sign", "song(-1)", "previous song (or this one from the start)"),
+    Key("songs", "s", "songs", "the song list"),
     Key("help", "question_mark", "help", "all keys", footer="keys"),
     Key("quit", "q", "quit", "quit", footer="quit"),
 )
