@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tuiplayer.assets import DEMO_DIR
 from tuiplayer.audio.io import load
@@ -80,3 +82,27 @@ def test_the_output_reports_when_it_ran_dry() -> None:
         "399 buffers played, 102 underflows (at 0.50, 2.50, 3.00, 3.01, 3.02, 3.03, 3.04, 3.05 s; after waits "
         "of 10, 10, 10, 10, 10, 10, 10, 10 ms); slowest callback 4.0 ms (at 1.20 s), longest wait between "
         "callbacks 80.0 ms (at 3.57 s); started at monotonic 1000.000")
+
+
+@pytest.mark.skipif(shutil.which("pulseaudio") is None, reason="needs pulseaudio (scripts/setup.sh --test)")
+def test_the_audio_command_says_what_the_player_would_use(tmp_path: Path) -> None:
+    from tuiplayer.bench_player import PrivatePulse
+
+    pulse = PrivatePulse(tmp_path)
+    try:
+        env = pulse.env
+        local = subprocess.run([sys.executable, "-m", "tuiplayer", "audio"], env=env, capture_output=True,
+                               text=True, timeout=60, check=False)
+        assert local.returncode == 0, local.stderr
+        assert "the system's default output" in local.stdout and "PULSE_SERVER is not set" in local.stdout
+        socket_path = Path(env["PULSE_RUNTIME_PATH"]) / "native"
+        forwarded = subprocess.run([sys.executable, "-m", "tuiplayer", "audio"], capture_output=True, text=True,
+                                   env={**env, "PULSE_SERVER": f"unix:{socket_path}"}, timeout=60, check=False)
+        assert "▶" in forwarded.stdout and "pulse" in forwarded.stdout
+        assert f"PULSE_SERVER=unix:{socket_path}: ALSA's pulse plugin plays there" in forwarded.stdout
+        assert "answers" in forwarded.stdout
+        gone = subprocess.run([sys.executable, "-m", "tuiplayer", "audio"], capture_output=True, text=True,
+                              env={**env, "PULSE_SERVER": "tcp:127.0.0.1:9"}, timeout=60, check=False)
+        assert "not reachable" in gone.stdout and "Is the SSH tunnel" in gone.stdout
+    finally:
+        pulse.close()

@@ -90,6 +90,7 @@ def test_the_sound_process_plays_the_remix_through_portaudio(tmp_path: Path) -> 
         "transport.snapshot = MixSnapshot(playing=False)\n"
         "transport.start()\n"
         "assert transport.pid is not None, transport.error\n"
+        "assert transport.description.startswith('default, ') and transport.description.endswith(' ms')\n"
         "buffers.stored[..., 0] = load(DEMO_DIR / 'vocals.flac').samples\n"
         "buffers.frames_ready[...] = True\n"
         "transport.snapshot = MixSnapshot(gains=(0.0, 1.0, 1.0, 1.0))\n"

@@ -225,6 +225,30 @@ def _import_model(args: argparse.Namespace, root: Path) -> int:
     return 0
 
 
+def cmd_audio(args: argparse.Namespace) -> int:
+    """The outputs PortAudio sees, the one the player would use and why, and the sound server
+    PULSE_SERVER names: the first thing to run when there is no sound."""
+    from tuiplayer.playback import output, pulse
+
+    ok, server = pulse.reachable()
+    outputs = output.list_outputs()
+    try:
+        chosen: output.OutputChoice | None = output.choose_output(args.device)
+    except output.AudioDeviceError as error:
+        chosen, problem = None, str(error)
+    print("Outputs PortAudio sees:" if outputs else "PortAudio sees no output at all.")
+    for index, name, api, channels in outputs:
+        mark = "▶" if chosen is not None and index == chosen.index else " "
+        print(f" {mark} {index:>3}  {name} ({api}, {channels} ch)")
+    if chosen is not None:
+        print(f"The player would play through {chosen.index} {chosen.name}: {chosen.why}; "
+              f"latency {output.LATENCY_S * 1000:.0f} ms (TUIPLAYER_LATENCY_S).")
+    else:
+        print(f"The player cannot play: {problem}. It runs on a silent clock (or use --no-audio).")
+    print(server if ok or "not set" in server else f"{server}. Is the SSH tunnel (ssh -R) or the server up?")
+    return 0 if chosen is not None else 2
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Speed and memory figures."""
     from tuiplayer import bench
@@ -484,6 +508,10 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--json", action="store_true", help="print the cards as JSON")
     models.add_argument("--force", action="store_true", help="replace an existing model.tflite or model folder")
     models.set_defaults(run=cmd_models)
+
+    audio = commands.add_parser("audio", help="the sound outputs, the one the player would use and why")
+    audio.add_argument("--device", type=_device, metavar="ID", help="check this output instead (number or name)")
+    audio.set_defaults(run=cmd_audio)
 
     bench = commands.add_parser("bench", help="speed and memory figures (STFT, each model)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE as JSON")

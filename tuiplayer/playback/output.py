@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -57,15 +58,47 @@ def _sounddevice() -> Any:
     return sounddevice
 
 
-def output_device(device: int | str | None = None) -> int:
-    """The PortAudio index of the output to use (the default one when device is None)."""
+@dataclass(frozen=True)
+class OutputChoice:
+    """The output the player plays through: PortAudio's index, its name, and why it."""
+
+    index: int
+    name: str
+    why: str
+
+
+def choose_output(device: int | str | None = None) -> OutputChoice:
+    """The output to use: the one asked for; else, when PULSE_SERVER names a (forwarded) sound
+    server, ALSA's `pulse` device, which sends the sound there (Debian's PortAudio has no
+    PulseAudio backend of its own); else PortAudio's default. AudioDeviceError (one line)
+    when there is none."""
     sd = _sounddevice()
+    why = "asked for with --device"
+    if device is None and os.environ.get("PULSE_SERVER"):
+        names = [d["name"] for d in sd.query_devices() if d["max_output_channels"] > 0]
+        if "pulse" in names:
+            device, why = "pulse", f"PULSE_SERVER={os.environ['PULSE_SERVER']}: ALSA's pulse plugin plays there"
+    elif device is None:
+        why = "the system's default output"
     try:
         info = sd.query_devices(device, kind="output")
     except (ValueError, sd.PortAudioError) as error:
         what = "no default sound output device" if device is None else f"no sound output device {device!r}"
         raise AudioDeviceError(f"{what} ({error}); try --device or --no-audio") from None
-    return int(info["index"])
+    return OutputChoice(int(info["index"]), str(info["name"]), why)
+
+
+def output_device(device: int | str | None = None) -> int:
+    """The PortAudio index of the output to use (choose_output)."""
+    return choose_output(device).index
+
+
+def list_outputs() -> list[tuple[int, str, str, int]]:
+    """Every output PortAudio sees: (index, name, host API, channels)."""
+    sd = _sounddevice()
+    apis = [api["name"] for api in sd.query_hostapis()]
+    return [(i, str(d["name"]), apis[d["hostapi"]], int(d["max_output_channels"]))
+            for i, d in enumerate(sd.query_devices()) if d["max_output_channels"] > 0]
 
 
 SETTLE_S = 3.0
@@ -132,9 +165,10 @@ class AudioOutput:
         self.stats = OutputStats()
         self.block_frames = block_frames
         self.sample_rate = sample_rate
+        self.choice = choose_output(device)
         try:
             self.stream = sd.OutputStream(
-                samplerate=sample_rate, blocksize=block_frames, device=output_device(device), latency=LATENCY_S,
+                samplerate=sample_rate, blocksize=block_frames, device=self.choice.index, latency=LATENCY_S,
                 channels=2, dtype="float32", callback=self._callback,
             )
             self.stream.start()
@@ -150,6 +184,10 @@ class AudioOutput:
 
     def report(self) -> str:
         return self.stats.report()
+
+    def describe(self) -> str:
+        """Which output plays, and its latency as PortAudio reports it, for the window."""
+        return f"{self.choice.name}, {1000 * float(self.stream.latency):.0f} ms"
 
     def close(self) -> None:
         self.stream.abort()

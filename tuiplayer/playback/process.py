@@ -154,7 +154,7 @@ def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, st
     except AudioDeviceError as error:
         connection.send(str(error))
         return
-    connection.send(None)
+    connection.send(("playing", output.describe()))
     try:
         while not connection.poll(1.0):  # a message, or the parent's end closed
             pass
@@ -174,10 +174,16 @@ class AudioProcess:
         self._control = control
         self._moved = (-1.0, time.monotonic())  # the playhead last seen, and since when
         self._process, self._connection = fork_child(_serve, (audio, stems, control, device), "tuiplayer-audio")
-        problem = "the sound process did not start"
+        problem: str | None = "the sound process did not start"
+        self.description = ""
+        """The output and its latency, as the child opened it (e.g. "pulse, 50 ms")."""
         try:
             if self._connection.poll(START_TIMEOUT_S):
-                problem = self._connection.recv()
+                answer = self._connection.recv()
+                if isinstance(answer, tuple):
+                    problem, self.description = None, str(answer[1])
+                else:
+                    problem = str(answer)
         except (EOFError, OSError):
             pass
         if problem is not None:

@@ -85,6 +85,13 @@ class Transport:
                 self.note = f"{error} — playing silently"
         self._silent()
 
+    @property
+    def description(self) -> str:
+        """What plays the sound, for the window: the output and its latency, or the silent clock."""
+        if isinstance(self.output, AudioProcess):
+            return self.output.description
+        return "no sound (silent clock)"
+
     def _silent(self) -> None:
         mixer = Mixer(self.audio, list(self.stems))
         mixer.position = int(self.control[POSITION])

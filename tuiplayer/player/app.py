@@ -340,7 +340,8 @@ class PlayerApp(App[int]):
                 key, label = (player.active, stem), STEMS[stem]
                 audio = lambda start, stop: (  # noqa: E731
                     None if (piece := player.stem_audio(stem, start, stop)) is None else (piece, max(0, start)))
-        self._show(main, "#view", f"[dim]spectrogram: {label}  (v: mix / selected stem)[/dim]")
+        self._show(main, "#view", f"[dim]spectrogram: {label}  (v: mix / selected stem)    "
+                                  f"sound: {_escape(player.transport.description)}[/dim]")
         image = self._columns.image(key, audio, first, width, 2 * height)
         if (key, first, image.shape) != self._drawn or not np.array_equal(image, widget.image):
             self._drawn = (key, first, image.shape)
