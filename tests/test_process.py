@@ -91,6 +91,7 @@ def test_the_sound_process_plays_the_remix_through_portaudio(tmp_path: Path) -> 
         "transport.start()\n"
         "assert transport.pid is not None, transport.error\n"
         "assert transport.description.startswith('default, ') and transport.description.endswith(' ms')\n"
+
         "buffers.stored[..., 0] = load(DEMO_DIR / 'vocals.flac').samples\n"
         "buffers.frames_ready[...] = True\n"
         "transport.snapshot = MixSnapshot(gains=(0.0, 1.0, 1.0, 1.0))\n"
@@ -186,3 +187,19 @@ def test_a_playhead_that_stands_still_while_playing_is_a_stalled_output() -> Non
     write_snapshot(control, MixSnapshot())
     control[POSITION] = 1000
     assert not process.stalled()  # moving
+
+
+def test_the_latency_asked_for_is_the_latency_played(tmp_path: Path) -> None:
+    """--latency reaches PortAudio in the sound process, and the window's description says
+    what PortAudio gave (a little more than asked: whole periods)."""
+    played_through_portaudio(tmp_path, (
+        "import numpy as np\n"
+        "from tuiplayer.playback.transport import Transport\n"
+        "from tuiplayer.stems import StemBuffers\n"
+        "song = np.zeros((44100, 2), np.float32)\n"
+        "transport = Transport(song, [StemBuffers.zeros(len(song), shared=True)])\n"
+        "transport.start(latency=0.3)\n"
+        "ms = float(transport.description.split(', ')[-1].removesuffix(' ms'))\n"
+        "assert 300 <= ms < 400, transport.description\n"
+        "transport.close()\n"
+    ))

@@ -105,7 +105,7 @@ def _play_song(args: argparse.Namespace, path: Path, audio: Any, cards: list[Any
         # the separation and sound processes fork now, before the screen's threads start
         app = make_app(path, audio, cards, load_for_player, device=args.device, sound=not args.no_audio,
                        cache=StemCache(), keymap=keymap, mute=tuple(STEMS.index(stem) for stem in args.mute or ()),
-                       queue=queue)
+                       queue=queue, **({"latency": args.latency} if args.latency else {}))
         try:
             wrong_device = args.device is not None and app.player.transport.error is not None
             if not wrong_device:
@@ -466,6 +466,24 @@ def _player_options(parser: argparse.ArgumentParser) -> None:
     sound.add_argument("--no-audio", action="store_true", help="play silently (the clock still runs)")
     parser.add_argument("--mute", action="append", choices=STEMS, metavar="STEM",
                         help=f"start with this stem muted (repeatable: {', '.join(STEMS)})")
+    parser.add_argument("--latency", type=_latency_ms, metavar="MS",
+                        help="sound buffered ahead of the speakers, in ms (default 50; more for a sound server "
+                             "over a network link)")
+
+
+LATENCY_RANGE_MS = (5, 2000)
+
+
+def _latency_ms(text: str) -> float:
+    """--latency MS → seconds, within LATENCY_RANGE_MS."""
+    try:
+        ms = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of milliseconds: {text!r}") from None
+    low, high = LATENCY_RANGE_MS
+    if not low <= ms <= high:
+        raise argparse.ArgumentTypeError(f"must be {low}–{high} ms (got {text})")
+    return ms / 1000
 
 
 def build_parser() -> argparse.ArgumentParser:

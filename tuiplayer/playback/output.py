@@ -149,8 +149,9 @@ class OutputStats:
             line += " (at " + ", ".join(f"{t:.2f}" for t in kept) + " s; after waits of " + ", ".join(
                 f"{1000 * g:.0f}" for g in self.underflow_gap[: len(kept)]) + " ms)"
         if self.buffers:
-            line += (f"; slowest callback {1000 * self.slowest[0]:.1f} ms (at {self.slowest[1] - self.started:.2f} s)"
-                     f", longest wait between callbacks {1000 * self.longest_gap[0]:.1f} ms "
+            line += f"; slowest callback {1000 * self.slowest[0]:.1f} ms (at {self.slowest[1] - self.started:.2f} s)"
+        if self.longest_gap[0]:
+            line += (f", longest wait between callbacks {1000 * self.longest_gap[0]:.1f} ms "
                      f"(at {self.longest_gap[1] - self.started:.2f} s)")
         return line + f"; started at monotonic {self.started:.3f}"
 
@@ -159,7 +160,8 @@ class AudioOutput:
     """A running output stream that plays what `source` gives, until it is finished or closed."""
 
     def __init__(self, source: Source, device: int | str | None = None,
-                 sample_rate: int = SIGNAL.sample_rate, block_frames: int = BLOCK_FRAMES) -> None:
+                 sample_rate: int = SIGNAL.sample_rate, block_frames: int = BLOCK_FRAMES,
+                 latency: float = LATENCY_S) -> None:
         sd = _sounddevice()
         self.source = source
         self.stats = OutputStats()
@@ -168,7 +170,7 @@ class AudioOutput:
         self.choice = choose_output(device)
         try:
             self.stream = sd.OutputStream(
-                samplerate=sample_rate, blocksize=block_frames, device=self.choice.index, latency=LATENCY_S,
+                samplerate=sample_rate, blocksize=block_frames, device=self.choice.index, latency=latency,
                 channels=2, dtype="float32", callback=self._callback,
             )
             self.stream.start()

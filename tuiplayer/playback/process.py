@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from tuiplayer.playback.mixer import Mixer, MixSnapshot
-from tuiplayer.playback.output import AudioDeviceError, AudioOutput
+from tuiplayer.playback.output import LATENCY_S, AudioDeviceError, AudioOutput
 from tuiplayer.stems import StemBuffers, shared_zeros
 
 # slots of the control array
@@ -141,7 +141,7 @@ def _read_snapshot(control: np.ndarray) -> MixSnapshot:
 
 
 def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, stems: list[StemBuffers],
-           control: np.ndarray, device: int | str | None) -> None:
+           control: np.ndarray, device: int | str | None, latency: float) -> None:
     """The child: play until told to stop or the parent is gone."""
     parent_end.close()  # (inherited by the fork: open here, the parent's death would never read as EOF)
     name_process("tuiplayer-sound")
@@ -150,7 +150,7 @@ def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, st
     _raise_priority()
     mixer = Mixer(audio, list(stems))
     try:
-        output = AudioOutput(ControlledMixer(mixer, control), device=device)
+        output = AudioOutput(ControlledMixer(mixer, control), device=device, latency=latency)
     except AudioDeviceError as error:
         connection.send(str(error))
         return
@@ -170,10 +170,11 @@ class AudioProcess:
     when the output cannot be opened."""
 
     def __init__(self, audio: np.ndarray, stems: list[StemBuffers], control: np.ndarray,
-                 device: int | str | None = None) -> None:
+                 device: int | str | None = None, latency: float = LATENCY_S) -> None:
         self._control = control
         self._moved = (-1.0, time.monotonic())  # the playhead last seen, and since when
-        self._process, self._connection = fork_child(_serve, (audio, stems, control, device), "tuiplayer-audio")
+        self._process, self._connection = fork_child(_serve, (audio, stems, control, device, latency),
+                                                    "tuiplayer-audio")
         problem: str | None = "the sound process did not start"
         self.description = ""
         """The output and its latency, as the child opened it (e.g. "pulse, 50 ms")."""

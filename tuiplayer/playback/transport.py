@@ -21,7 +21,7 @@ import numpy as np
 from tuiplayer.config import SIGNAL
 from tuiplayer.errors import TuiplayerError
 from tuiplayer.playback.mixer import Mixer, MixSnapshot
-from tuiplayer.playback.output import BLOCK_FRAMES
+from tuiplayer.playback.output import BLOCK_FRAMES, LATENCY_S
 from tuiplayer.playback.process import (
     ENDED,
     POSITION,
@@ -73,12 +73,12 @@ class Transport:
         """What the window says about the sound when it is not heard ("" while it is)."""
         self._snapshot = MixSnapshot()
 
-    def start(self, device: int | str | None = None, sound: bool = True) -> None:
+    def start(self, device: int | str | None = None, sound: bool = True, latency: float = LATENCY_S) -> None:
         """Open the sound: a sound process (it forks: call this before threads start where
         possible), else the silent clock, with `error` and `note` saying why."""
         if sound:
             try:
-                self.output = AudioProcess(self.audio, self.stems, self.control, device)
+                self.output = AudioProcess(self.audio, self.stems, self.control, device, latency)
                 return
             except TuiplayerError as error:
                 self.error = str(error)

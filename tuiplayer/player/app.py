@@ -33,6 +33,7 @@ from tuiplayer.config import SIGNAL, STEMS
 from tuiplayer.errors import TuiplayerError
 from tuiplayer.files import describe_os_error
 from tuiplayer.modelstore import ModelCard
+from tuiplayer.playback.output import LATENCY_S
 from tuiplayer.player import recall
 from tuiplayer.player.core import GAIN_STEP_DB, Player, format_time
 from tuiplayer.player.keys import KEYS, display
@@ -163,13 +164,14 @@ class SongQueue:
 def make_app(path: Path, audio: Audio, cards: list[ModelCard], load_model: Callable[[ModelCard], Predict], *,
              device: int | str | None = None, sound: bool = True, cache: StemCache | None = None,
              keymap: dict[str, str] | None = None, mute: tuple[int, ...] = (),
-             memory: Path | None = None, queue: SongQueue | None = None) -> PlayerApp:
+             memory: Path | None = None, queue: SongQueue | None = None,
+             latency: float = LATENCY_S) -> PlayerApp:
     """The player on one song, its separation and sound processes started (forked here, before
     the screen's threads): cards are the active model and its optional A/B partner, load_model
     makes a card's Predict in the separation process; mute: stems muted from the start; the
     song comes back as it was left (player.recall; memory: its folder, default the XDG one)."""
     player = Player(path, audio, cards, load_model, cache=cache)
-    player.start(device, sound)
+    player.start(device, sound, latency)
     key = content_hash(audio.samples)
     remembered = recall.recall(key, player.duration_s, memory)
     if remembered is not None:

@@ -23,7 +23,7 @@ from tuiplayer.config import SIGNAL, STEMS
 from tuiplayer.errors import TuiplayerError
 from tuiplayer.modelstore import ModelCard
 from tuiplayer.playback.mixer import MixSnapshot
-from tuiplayer.playback.output import BLOCK_FRAMES
+from tuiplayer.playback.output import BLOCK_FRAMES, LATENCY_S
 from tuiplayer.playback.transport import Transport
 from tuiplayer.player.recall import END_MARGIN_S, SongState
 from tuiplayer.separation.cache import StemCache
@@ -92,12 +92,12 @@ class Player:
         self._closing = threading.Lock()
         self._publish()
 
-    def start(self, device: int | str | None = None, sound: bool = True) -> None:
+    def start(self, device: int | str | None = None, sound: bool = True, latency: float = LATENCY_S) -> None:
         """Fork the sound process and the separation process (before any thread starts: the
         app factory calls this before the screen runs). An output named by the user that cannot
         be opened ends the program before the screen (the command line says why): then there
         is nothing to separate."""
-        self.transport.start(device, sound)
+        self.transport.start(device, sound, latency)
         if device is None or self.transport.error is None:
             self.start_separation()
 
