@@ -98,6 +98,7 @@ def _play_song(args: argparse.Namespace, path: Path, audio: Any, cards: list[Any
                queue: Any) -> Any:
     """One song's player screen, until it ends (quit, or another song asked for: app.go_to)."""
     from tuiplayer.nn.runtime import load_for_player
+    from tuiplayer.playback.output import LATENCY_S
     from tuiplayer.player.app import make_app
     from tuiplayer.separation.cache import StemCache
 
@@ -105,7 +106,7 @@ def _play_song(args: argparse.Namespace, path: Path, audio: Any, cards: list[Any
         # the separation and sound processes fork now, before the screen's threads start
         app = make_app(path, audio, cards, load_for_player, device=args.device, sound=not args.no_audio,
                        cache=StemCache(), keymap=keymap, mute=tuple(STEMS.index(stem) for stem in args.mute or ()),
-                       queue=queue, **({"latency": args.latency} if args.latency else {}))
+                       queue=queue, latency=args.latency or LATENCY_S)
         try:
             wrong_device = args.device is not None and app.player.transport.error is not None
             if not wrong_device:
@@ -176,7 +177,7 @@ def cmd_models(args: argparse.Namespace) -> int:
                            "--member spleeter-2stems:vocals --member hybrid:drums,bass,other)")
         out = args.out or root / args.operands[0]
         card = write_ensemble(out, args.member, version=args.model_version, force=args.force)
-        print(f"wrote {out / modelstore.CARD_FILE} ({card.name}: "
+        print(f"wrote {card.card_path} ({card.name}: "
               + ", then ".join(f"{', '.join(m['stems'])} from {m['model']}"
                                + (" on what is left" if m["input"] == "rest" else "") for m in card.members) + ")")
         return 0
@@ -245,7 +246,8 @@ def cmd_audio(args: argparse.Namespace) -> int:
               f"latency {output.LATENCY_S * 1000:.0f} ms (TUIPLAYER_LATENCY_S).")
     else:
         print(f"The player cannot play: {problem}. It runs on a silent clock (or use --no-audio).")
-    print(server if ok or "not set" in server else f"{server}. Is the SSH tunnel (ssh -R) or the server up?")
+    unreachable = not ok and os.environ.get("PULSE_SERVER")
+    print(f"{server}. Is the SSH tunnel (ssh -R) or the server up?" if unreachable else server)
     return 0 if chosen is not None else 2
 
 
@@ -303,7 +305,7 @@ def cmd_separate(args: argparse.Namespace) -> int:
             check_audio_file(song)
             paths = export.stem_paths(args.output, song, args.format)
             export.check_free(paths.values(), args.force)
-            export.check_writable(paths.values(), force=args.force)
+            export.check_writable(paths.values(), force=True)  # (existing files: check_free said)
             checked.append((song, paths))
         except TuiplayerError as error:
             print(f"tuiplayer: {error}", file=sys.stderr)
@@ -433,7 +435,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             "model": table[cards[0].name], "oracle": table[evaluation.ORACLE_ROW],
             "mix4": table[evaluation.MIX4_ROW], "command": " ".join(["tuiplayer", *sys.argv[1:]]),
         })
-        print(f"recorded as {args.record!r} on {cards[0].folder / modelstore.CARD_FILE}")
+        print(f"recorded as {args.record!r} on {cards[0].card_path}")
     if args.json:
         write_text(args.json, json.dumps(scores, indent=2) + "\n", force=args.force)
     return 0
@@ -632,16 +634,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tuiplayer: interrupted", file=sys.stderr)
         return 130
-    except OSError as error:
-        from tuiplayer.files import USER_ERRNOS, describe_os_error
-
-        if error.errno not in USER_ERRNOS or os.environ.get("TUIPLAYER_DEBUG"):
-            raise
-        print(f"tuiplayer: {describe_os_error(error)}", file=sys.stderr)  # a full disk, a read-only folder…
-        return 2
     except Exception as error:  # the last line of defence: one line, not a traceback
         if os.environ.get("TUIPLAYER_DEBUG"):
             raise
+        from tuiplayer.files import USER_ERRNOS, describe_os_error
+
+        if isinstance(error, OSError) and error.errno in USER_ERRNOS:  # a full disk, a read-only folder…
+            print(f"tuiplayer: {describe_os_error(error)}", file=sys.stderr)
+            return 2
         print(f"tuiplayer: internal error: {type(error).__name__}: {error} "
               "(run with TUIPLAYER_DEBUG=1 for details)", file=sys.stderr)
         return 1

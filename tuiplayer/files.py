@@ -33,13 +33,18 @@ def shown(path: str | os.PathLike[str]) -> str:
     return text if len(text) <= SHOWN_PATH_CHARS else "…" + text[-SHOWN_PATH_CHARS:]
 
 
+def os_error_reason(error: OSError) -> str:
+    """What happened, in a few words (e.g. "no space left on the device")."""
+    return {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+            errno.EROFS: "read-only file system", errno.ENAMETOOLONG: "file name too long",
+            errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+            errno.ENOTDIR: "a part of the path is not a folder"}.get(error.errno or 0,
+                                                                     (error.strerror or str(error)).lower())
+
+
 def describe_os_error(error: OSError) -> str:
-    """An OSError as one line: `PATH: what happened` (e.g. "no space left on the device")."""
-    reason = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
-              errno.EROFS: "read-only file system", errno.ENAMETOOLONG: "file name too long",
-              errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
-              errno.ENOTDIR: "a part of the path is not a folder"}.get(error.errno or 0,
-                                                                       (error.strerror or str(error)).lower())
+    """An OSError as one line: `PATH: what happened`."""
+    reason = os_error_reason(error)
     return f"{shown(error.filename)}: {reason}" if error.filename is not None else reason
 
 

@@ -25,6 +25,9 @@ from tuiplayer.errors import ModelError
 MODELS_ENV = "TUIPLAYER_MODELS"
 INDEX_FILE = "index.json"
 CARD_FILE = "card.json"
+ENSEMBLE_FILE = "ensemble.json"
+"""An ensemble's card (tuiplayer.nn.ensemble): card.json's fields plus its members, in a folder
+with no weights of its own — so a card.json always has its model.keras beside it."""
 WEIGHTS_FILE = "model.keras"
 
 
@@ -78,6 +81,11 @@ class ModelCard:
     def weights(self) -> Path:
         return self.folder / WEIGHTS_FILE
 
+    @property
+    def card_path(self) -> Path:
+        """The file the card was read from: card.json, or an ensemble's ensemble.json."""
+        return self.folder / (ENSEMBLE_FILE if self.is_ensemble else CARD_FILE)
+
     def as_json(self) -> dict[str, Any]:
         """The card as `models --json` prints it (card fields plus its folder)."""
         return {
@@ -89,13 +97,22 @@ class ModelCard:
         }
 
 
+def card_file(folder: Path) -> Path | None:
+    """The card in a model folder: its card.json, else its ensemble.json, else None."""
+    for name in (CARD_FILE, ENSEMBLE_FILE):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
 def read_card(folder: Path) -> ModelCard:
-    """Read and check `folder/card.json`; ModelError (one line) if missing or unusable."""
-    path = folder / CARD_FILE
+    """Read and check the card of a model folder (card_file); ModelError (one line) if missing
+    or unusable. An ensemble.json must name members; a card.json must not."""
+    path = card_file(folder)
+    if path is None:
+        raise ModelError(f"{folder}: not a model folder (no {CARD_FILE})")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{folder}: not a model folder (no {CARD_FILE})") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelError(f"{path}: unreadable model card ({error})") from None
     try:
@@ -114,14 +131,20 @@ def read_card(folder: Path) -> ModelCard:
         raise ModelError(f"{path}: model separates {card.stems}, this player needs {STEMS}")
     if not set(card.in_other) <= set(STEMS) - {"other"}:
         raise ModelError(f"{path}: in_other names {list(card.in_other)}; only {', '.join(STEMS[:-1])} may be in other")
-    if card.members:
-        claimed = sorted(STEMS.index(stem) for member in card.members for stem in member["stems"])
-        if claimed != list(range(len(STEMS))):
-            raise ModelError(f"{path}: the ensemble's members must produce each of {', '.join(STEMS)} exactly once")
+    if card.is_ensemble != (path.name == ENSEMBLE_FILE):
+        raise ModelError(f"{path}: an ensemble's card is {ENSEMBLE_FILE} and names its members; "
+                         f"a {CARD_FILE} describes one model with its {WEIGHTS_FILE}")
+    if card.members and not each_stem_once(card.members):
+        raise ModelError(f"{path}: the ensemble's members must produce each of {', '.join(STEMS)} exactly once")
     if card.signal != SIGNAL.as_dict():
         differ = sorted(k for k in SIGNAL.as_dict() if card.signal.get(k) != SIGNAL.as_dict()[k])
         raise ModelError(f"{path}: model was trained with other signal settings ({', '.join(differ)})")
     return card
+
+
+def each_stem_once(members: Any) -> bool:
+    """Whether an ensemble's members produce each of STEMS exactly once."""
+    return sorted(stem for member in members for stem in member["stems"]) == sorted(STEMS)
 
 
 def _member(entry: Any) -> dict[str, Any]:
@@ -164,7 +187,7 @@ def installed(root: Path | None = None) -> list[ModelCard]:
     """Every model folder under root with a valid card, sorted by name (broken ones skipped)."""
     root = root or models_root()
     cards = []
-    for folder in sorted(p for p in root.glob("*/") if (p / CARD_FILE).is_file()):
+    for folder in sorted(p for p in root.glob("*/") if card_file(p) is not None):
         try:
             cards.append(read_card(folder))
         except ModelError:
@@ -197,7 +220,7 @@ def resolve(name_or_path: str | None, root: Path | None = None) -> ModelCard:
     if candidate.name == WEIGHTS_FILE:
         candidate = candidate.parent
     # an installed name wins over a same-named folder that holds no model
-    if not (candidate / CARD_FILE).is_file() and (root / str(name_or_path)).is_dir():
+    if card_file(candidate) is None and (root / str(name_or_path)).is_dir():
         candidate = root / str(name_or_path)
     if not candidate.is_dir():
         names = ", ".join(card.name for card in installed(root)) or "none"
@@ -220,7 +243,7 @@ def verify_weights(card: ModelCard) -> Path:
     if card.is_ensemble:
         for member_card, _ in ensemble_members(card):
             verify_weights(member_card)
-        return card.folder / CARD_FILE
+        return card.card_path
     if not card.weights.is_file():
         raise ModelError(f"{card.folder}: {WEIGHTS_FILE} is missing")
     if file_sha256(card.weights) != card.sha256:
@@ -237,7 +260,7 @@ def record_metrics(card: ModelCard, section: str, label: str, figures: dict[str,
     """
     from tuiplayer.files import write_text
 
-    path = card.folder / CARD_FILE
+    path = card.card_path
     raw = json.loads(path.read_text(encoding="utf-8"))
     raw.setdefault("metrics", {}).setdefault(section, {})[label] = figures
     write_text(path, json.dumps(raw, indent=2) + "\n", force=True)

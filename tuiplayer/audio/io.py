@@ -27,7 +27,7 @@ import soxr
 
 from tuiplayer.config import SIGNAL
 from tuiplayer.errors import AudioFileError
-from tuiplayer.files import atomic_write, describe_os_error, shown
+from tuiplayer.files import atomic_write, os_error_reason, shown
 
 OUTPUT_FORMATS: dict[str, str] = {"wav": "FLOAT", "flac": "PCM_24"}
 """File formats `write_audio` writes, with the libsndfile subtype used for each."""
@@ -92,7 +92,7 @@ def check_audio_file(path: Path) -> None:
     except FileNotFoundError:
         raise AudioFileError(f"{shown(path)}: no such file") from None
     except OSError as error:
-        raise AudioFileError(f"{shown(path)}: {describe_os_error(error).rsplit(': ', 1)[-1]}") from None
+        raise AudioFileError(f"{shown(path)}: {os_error_reason(error)}") from None
     if stat.S_ISDIR(status.st_mode):
         raise AudioFileError(f"{shown(path)}: is a directory, not an audio file")
     if not stat.S_ISREG(status.st_mode):
@@ -146,13 +146,17 @@ def _stream_shape(path: Path, streams: list[dict], stream: int) -> tuple[int, in
     return sample_rate, channels
 
 
+def _ffmpeg_pcm(path: Path, stream: int) -> list[str]:
+    """The ffmpeg command that decodes one audio stream of path to float32 PCM on stdout."""
+    return ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", f"0:a:{stream}",
+            "-f", "f32le", "-acodec", "pcm_f32le", "-"]
+
+
 def _decode_ffmpeg(path: Path, stream: int) -> Decoded:
     container, streams = _ffprobe_audio_streams(path)
     sample_rate, channels = _stream_shape(path, streams, stream)
     run = subprocess.run(
-        ["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", f"0:a:{stream}",
-         "-f", "f32le", "-acodec", "pcm_f32le", "-"],
-        capture_output=True, check=False,
+        _ffmpeg_pcm(path, stream), capture_output=True, check=False,
     )
     samples = np.frombuffer(run.stdout, dtype="<f4")
     samples = samples[: len(samples) // channels * channels].reshape(-1, channels).copy()
@@ -183,7 +187,8 @@ SCAN_FRAMES = 1 << 20
 
 
 class _Tally:
-    """Counts samples and the problems `_repair` would repair, piece by piece."""
+    """Counts samples and the problems `_repair` repairs (non-finite samples, clipping), piece
+    by piece, and words them."""
 
     def __init__(self) -> None:
         self.frames = self.non_finite = self.clipped = 0
@@ -227,9 +232,7 @@ def _scan_ffmpeg(path: Path, tally: _Tally) -> AudioInfo:
     """The first audio stream's info through ffmpeg, decoded piece by piece into tally."""
     container, streams = _ffprobe_audio_streams(path)
     sample_rate, channels = _stream_shape(path, streams, 0)
-    with subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0",
-                           "-f", "f32le", "-acodec", "pcm_f32le", "-"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as run:
+    with subprocess.Popen(_ffmpeg_pcm(path, 0), stdout=subprocess.PIPE, stderr=subprocess.PIPE) as run:
         assert run.stdout is not None and run.stderr is not None
         frame_bytes = 4 * channels
         rest = b""
@@ -248,18 +251,15 @@ def _scan_ffmpeg(path: Path, tally: _Tally) -> AudioInfo:
 
 def _repair(decoded: Decoded) -> Decoded:
     """Replace non-finite samples by silence and note clipping, as warnings on the info."""
-    samples, warnings = decoded.samples, []
-    finite = np.isfinite(samples)
-    if not finite.all():
-        bad = int(samples.size - np.count_nonzero(finite))
-        samples = np.where(finite, samples, np.float32(0.0))
-        warnings.append(f"{bad} NaN/inf samples replaced by silence")
-    if samples.size and float(np.max(np.abs(samples))) >= 1.0:
-        clipped = int(np.count_nonzero(np.abs(samples) >= 1.0))
-        warnings.append(f"{clipped} samples at or beyond full scale (clipped)")
+    tally = _Tally()
+    tally.add(decoded.samples)
+    warnings = tally.warnings()
     if not warnings:
         return decoded
-    return Decoded(samples, replace(decoded.info, warnings=decoded.info.warnings + tuple(warnings)))
+    samples = decoded.samples
+    if tally.non_finite:
+        samples = np.where(np.isfinite(samples), samples, np.float32(0.0))
+    return Decoded(samples, replace(decoded.info, warnings=decoded.info.warnings + warnings))
 
 
 def decode(path: str | os.PathLike[str], stream: int = 0) -> Decoded:

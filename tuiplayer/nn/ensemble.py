@@ -99,7 +99,7 @@ def parse_member(text: str) -> dict[str, Any]:
 
 
 def write_ensemble(out: Path, specs: Sequence[str], *, version: str = "0.1e", force: bool = False) -> Any:
-    """Write the card of an ensemble (folder `out`, its members installed beside it) and return
+    """Write the card of an ensemble (`out/ensemble.json`, its members installed beside it) and return
     it read back. Its sha256 is the members' identity (modelstore.ensemble_identity); its
     metrics start empty (eval/bench --record measure them)."""
     import json
@@ -107,11 +107,10 @@ def write_ensemble(out: Path, specs: Sequence[str], *, version: str = "0.1e", fo
     from tuiplayer.config import SIGNAL
     from tuiplayer.errors import BadInput, ModelError
     from tuiplayer.files import write_text
-    from tuiplayer.modelstore import CARD_FILE, ensemble_identity, read_card, resolve
+    from tuiplayer.modelstore import ENSEMBLE_FILE, each_stem_once, ensemble_identity, read_card, resolve
 
     members = [parse_member(spec) for spec in specs]
-    claimed = sorted(STEMS.index(stem) for member in members for stem in member["stems"])
-    if claimed != list(range(len(STEMS))):
+    if not each_stem_once(members):
         raise BadInput(f"the members must produce each of {', '.join(STEMS)} exactly once")
     cards = [(resolve(member["model"], out.parent), member) for member in members]
     for card, _ in cards:
@@ -129,5 +128,5 @@ def write_ensemble(out: Path, specs: Sequence[str], *, version: str = "0.1e", fo
         "training": {"data": ["none of its own: its members' (see their cards)"]},
         "metrics": {},
     }
-    write_text(Path(out) / CARD_FILE, json.dumps(raw, indent=2) + "\n", force=force)
+    write_text(Path(out) / ENSEMBLE_FILE, json.dumps(raw, indent=2) + "\n", force=force)
     return read_card(Path(out))

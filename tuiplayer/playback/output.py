@@ -88,11 +88,6 @@ def choose_output(device: int | str | None = None) -> OutputChoice:
     return OutputChoice(int(info["index"]), str(info["name"]), why)
 
 
-def output_device(device: int | str | None = None) -> int:
-    """The PortAudio index of the output to use (choose_output)."""
-    return choose_output(device).index
-
-
 def list_outputs() -> list[tuple[int, str, str, int]]:
     """Every output PortAudio sees: (index, name, host API, channels)."""
     sd = _sounddevice()

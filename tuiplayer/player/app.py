@@ -39,7 +39,7 @@ from tuiplayer.player.core import GAIN_STEP_DB, Player, format_time
 from tuiplayer.player.keys import KEYS, display
 from tuiplayer.player.spectrum import SpectrumColumns
 from tuiplayer.player.widgets import Spectrogram, StemStrip, TextLine, Transport
-from tuiplayer.separation.cache import StemCache, content_hash
+from tuiplayer.separation.cache import StemCache
 from tuiplayer.separation.engine import Failed, Finished, FromCache, Notice
 from tuiplayer.separation.process import Stopped
 from tuiplayer.separation.separator import Predict
@@ -172,7 +172,7 @@ def make_app(path: Path, audio: Audio, cards: list[ModelCard], load_model: Calla
     song comes back as it was left (player.recall; memory: its folder, default the XDG one)."""
     player = Player(path, audio, cards, load_model, cache=cache)
     player.start(device, sound, latency)
-    key = content_hash(audio.samples)
+    key = player.content
     remembered = recall.recall(key, player.duration_s, memory)
     if remembered is not None:
         player.restore(remembered)

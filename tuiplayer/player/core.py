@@ -26,7 +26,7 @@ from tuiplayer.playback.mixer import MixSnapshot
 from tuiplayer.playback.output import BLOCK_FRAMES, LATENCY_S
 from tuiplayer.playback.transport import Transport
 from tuiplayer.player.recall import END_MARGIN_S, SongState
-from tuiplayer.separation.cache import StemCache
+from tuiplayer.separation.cache import StemCache, content_hash
 from tuiplayer.separation.engine import BlocksDone, Event, Failed, Finished, FromCache, ModelReady, ModelSlot
 from tuiplayer.separation.process import SeparationProcess, Stopped
 from tuiplayer.separation.separator import Predict
@@ -73,6 +73,9 @@ class Player:
         self.path = path
         self.audio = audio
         self.samples = audio.samples
+        self.content = content_hash(self.samples)
+        """The song's identity (its decoded audio's hash): the stem cache's key and the key of
+        what is remembered of it (player.recall); made once, here."""
         self.duration_s = len(self.samples) / SIGNAL.sample_rate
         self.models = [ModelState(card, status="loading" if i == 0 else "waiting") for i, card in enumerate(cards)]
         self.active = 0
@@ -105,7 +108,7 @@ class Player:
         """Fork the separation process: the active model first, then its partner (engine.LEAD_GOALS)."""
         slots = [ModelSlot(self._key(i), state.card.sha256, functools.partial(self._load_model, state.card),
                            self.buffers[i]) for i, state in enumerate(self.models)]
-        self.separation = SeparationProcess(self.samples, slots, self.transport.control, self._cache)
+        self.separation = SeparationProcess(self.samples, slots, self.transport.control, self._cache, self.content)
 
     def poll(self) -> list[Event | Stopped]:
         """Take what the separation process said into the models' state (the screen calls

@@ -126,6 +126,7 @@ class Engine:
         active: Callable[[], int] = lambda: 0,
         cache: StemCache | None = None,
         stft: Stft | None = None,
+        content: str | None = None,
     ) -> None:
         self.audio = np.ascontiguousarray(audio, dtype=np.float32)
         self.slots = slots
@@ -133,7 +134,8 @@ class Engine:
         self._playhead = playhead
         self._active = active
         self._cache = cache
-        self._content = content_hash(self.audio) if cache is not None else ""
+        # the song's cache key (content_hash), given where the caller has it already
+        self._content = content if content is not None else content_hash(self.audio) if cache is not None else ""
         self._stft = stft or Stft()
 
     def run(self, stop: Callable[[], bool] = lambda: False) -> None:

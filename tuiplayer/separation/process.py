@@ -61,7 +61,7 @@ class Stopped:
 
 
 def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, slots: list[ModelSlot],
-           control: np.ndarray, cache: StemCache | None) -> None:
+           control: np.ndarray, cache: StemCache | None, content: str | None) -> None:
     """The child: separate, sending events, until done (then wait) or told to stop."""
     parent_end.close()  # (else the parent's death would never read as EOF here)
     name_process("tuiplayer-sep")
@@ -76,7 +76,7 @@ def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, sl
             print(f"tuiplayer separation: {event} at monotonic {time.monotonic():.3f}", file=sys.stderr, flush=True)
 
     engine = Engine(audio, slots, send, playhead=lambda: int(control[POSITION]),
-                    active=lambda: int(control[MODEL]), cache=cache,
+                    active=lambda: int(control[MODEL]), cache=cache, content=content,
                     stft=Stft(threads=SEPARATION_THREADS, planner_effort=PLANNER_EFFORT))
     try:
         engine.run(stop=connection.poll)  # a message, or the parent's end closed
@@ -92,8 +92,10 @@ class SeparationProcess:
     """
 
     def __init__(self, audio: np.ndarray, slots: list[ModelSlot], control: np.ndarray,
-                 cache: StemCache | None = None) -> None:
-        self._process, self._connection = fork_child(_serve, (audio, slots, control, cache), "tuiplayer-separation")
+                 cache: StemCache | None = None, content: str | None = None) -> None:
+        """content: the song's content_hash where the caller has it (else the child makes it)."""
+        self._process, self._connection = fork_child(_serve, (audio, slots, control, cache, content),
+                                                    "tuiplayer-separation")
         self._reported = False
 
     @property
