@@ -36,6 +36,6 @@ python=${PYTHON:-python3.11}
 if [ "${1:-}" = "--test" ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
 else
-  .venv/bin/python -m pip install -q .
+  .venv/bin/python -m pip install -q '.[stretch]'  # (tempo and pitch: Rubber Band, GPL)
 fi
 echo "tuiplayer is installed in $(pwd)/.venv (run .venv/bin/tuiplayer)"

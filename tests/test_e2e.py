@@ -30,6 +30,11 @@ pytestmark = [
 SETTLE_S = 0.6
 """A phase is judged from this long after its keys were pressed."""
 
+KEY_PATH_S = 0.040
+"""From tmux to the mixer's control array: the key crosses the pseudo-terminal and may wait in
+Textual's event loop behind one screen update; plus the error of placing the recording in time.
+(15 ms was too tight: one CI run on a loaded machine heard the mute 77 ms after the key.)"""
+
 
 def error_db(heard: np.ndarray, expected: np.ndarray, reference: np.ndarray) -> float:
     """Energy of heard − expected relative to reference's, in dB."""
@@ -107,8 +112,8 @@ def test_what_is_heard_follows_the_keys(pulse: PrivatePulse, tmp_path: Path) -> 
     changed = change_heard_at(sound[w * window :], song, song - vocals, places[w], 0.0, 0.75)
     changed = index[w * window + int(changed * SIGNAL.sample_rate)] / SIGNAL.sample_rate
     print(f"vocals muted: heard {1000 * (changed - pressed):.0f} ms after the key press")
-    # one buffer (the mixer takes the change at the next one) plus the output latency, plus 15 ms
-    assert changed - pressed < BLOCK_FRAMES / SIGNAL.sample_rate + LATENCY_S + 0.015
+    # one buffer (the mixer takes the change at the next one), the output latency, the key's path
+    assert changed - pressed < BLOCK_FRAMES / SIGNAL.sample_rate + LATENCY_S + KEY_PATH_S
     part, at = parts("drums solo")
     assert error_db(part, drums[at], drums[at]) < -20  # the drums alone
     part, at = parts("switched")

@@ -220,3 +220,50 @@ def test_a_separation_process_that_dies_says_so_once() -> None:
         assert process.events() == []
     finally:
         process.close()
+
+
+def test_once_a_song_is_done_the_following_one_is_separated_ahead_into_the_cache(tmp_path) -> None:
+    """The separation process goes on to the session's next song (a file) with the same models;
+    opened then, that song's stems come from the cache, the same as separating it would give."""
+    import soundfile
+
+    from tuiplayer.audio.io import load
+    from tuiplayer.separation.cache import content_hash
+    from tuiplayer.separation.engine import AheadProgress, AheadReady
+
+    audio, following = noise(8.0), tmp_path / "next.wav"
+    soundfile.write(following, noise(40.0)[::-1] * 0.5, SR, subtype="FLOAT")
+    cache = StemCache(tmp_path / "cache")
+    slots = [slot("a", audio, shared=True), slot("b", audio, shared=True)]
+    process = SeparationProcess(audio, slots, new_control(), cache, following=following)
+    try:
+        seen = _events_until(process, lambda s: any(isinstance(e, AheadReady) for e in s), timeout=60)
+    finally:
+        process.close()
+    assert [e.path for e in seen if isinstance(e, AheadReady)] == [str(following)]
+    finished = max(i for i, e in enumerate(seen) if isinstance(e, Finished))
+    first_ahead = min(i for i, e in enumerate(seen) if isinstance(e, AheadProgress))
+    assert finished < first_ahead  # the song playing first, all of it
+    progress = [e for e in seen if isinstance(e, AheadProgress)]
+    assert progress[-1].done <= progress[-1].total and progress[0].done < progress[-1].done
+    samples = load(following).samples
+    expected = Separator(spectral_predict, stft=STFT).separate(samples)
+    for name in ("a", "b"):
+        stored = cache.load(samples, content_hash(samples), name * 64)
+        assert stored is not None
+        np.testing.assert_allclose(stored.astype(np.float32), expected[..., :3], atol=2e-3)
+
+
+def test_a_following_song_that_cannot_be_read_is_only_a_note(tmp_path) -> None:
+    from tuiplayer.separation.engine import AheadFailed
+
+    audio, following = noise(5.0), tmp_path / "broken.flac"
+    following.write_text("not audio")
+    process = SeparationProcess(audio, [slot("a", audio, shared=True)], new_control(),
+                                StemCache(tmp_path / "cache"), following=following)
+    try:
+        seen = _events_until(process, lambda s: any(isinstance(e, AheadFailed) for e in s), timeout=30)
+    finally:
+        process.close()
+    failed = [e for e in seen if isinstance(e, AheadFailed)]
+    assert len(failed) == 1 and "broken.flac" in failed[0].message and any(isinstance(e, Finished) for e in seen)

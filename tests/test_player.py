@@ -14,6 +14,7 @@ import pytest
 from tuiplayer import modelstore
 from tuiplayer.audio.io import Audio, AudioInfo
 from tuiplayer.config import SIGNAL, STEMS
+from tuiplayer.playback import stretch
 from tuiplayer.playback.process import AudioProcess
 from tuiplayer.playback.transport import SilentClock
 from tuiplayer.player.app import PlayerApp
@@ -190,7 +191,7 @@ async def test_export_writes_the_remix_and_stems_and_asks_before_overwriting(tmp
         await app.workers.wait_for_complete()
         folder = tmp_path / "song"
         written = {p.name for p in folder.iterdir()}
-        assert written == {"remix.wav", *(f"{stem}.wav" for stem in STEMS)}
+        assert written == {"remix.wav", *(f"{stem}.wav" for stem in STEMS), "song.stem.mp4"}
         remix, rate = soundfile.read(folder / "remix.wav", dtype="float32")
         stems = {stem: soundfile.read(folder / f"{stem}.wav", dtype="float32")[0] for stem in STEMS}
         assert rate == SIGNAL.sample_rate and len(remix) == SECONDS * SIGNAL.sample_rate
@@ -202,6 +203,25 @@ async def test_export_writes_the_remix_and_stems_and_asks_before_overwriting(tmp
         await pilot.press("n")
         await app.workers.wait_for_complete()
         assert (folder / "remix.wav").stat().st_mtime_ns == before  # nothing overwritten
+
+
+@pytest.mark.skipif(not stretch.available(), reason="tempo and pitch need pylibrb (the stretch extra)")
+async def test_export_at_a_tempo_and_pitch_says_so_in_the_remix_name(tmp_path: Path) -> None:
+    import soundfile
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await separated(app, pilot)
+        await pilot.press("left_square_bracket", "left_square_bracket", "right_curly_bracket")
+        assert (app.player.tempo, app.player.semitones) == (0.9, 1)
+        await pilot.press("e")
+        await pilot.click("#wav")
+        await app.workers.wait_for_complete()
+        folder = tmp_path / "song"
+        remix, rate = soundfile.read(folder / "remix-tempo90-pitch+1.wav", dtype="float32")
+        assert rate == SIGNAL.sample_rate and len(remix) == pytest.approx(SECONDS * SIGNAL.sample_rate / 0.9, abs=2)
+        vocals, _ = soundfile.read(folder / "vocals.wav", dtype="float32")
+        assert len(vocals) == SECONDS * SIGNAL.sample_rate  # the stems at the song's own tempo
 
 
 async def test_export_before_separation_is_a_notice(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from tuiplayer.dsp.stft import Stft, n_frames_for
 from tuiplayer.errors import OutputExistsError
 from tuiplayer.files import write_text
 from tuiplayer.modelstore import ModelCard
+from tuiplayer.playback import stretch
 from tuiplayer.separation.blocks import DEFAULT_OVERLAP, BlockGrid
 
 BENCH_AUDIO_S = 240
@@ -402,8 +403,9 @@ def run(
 
 def run_player(json_path: Path | None = None, *, force: bool = False, soak: bool = False,
                song_s: int = 60) -> dict[str, Any]:
-    """`bench --player`: the real player from launch, quiet and beside one busy process; with
-    soak, a 10-minute song each way too (see tuiplayer.bench_player). Prints and returns the figures."""
+    """`bench --player`: the real player from launch, quiet and beside one busy process, then at
+    80 % tempo + 2 semitones beside the busy process; with soak, a 10-minute song each way too
+    (see tuiplayer.bench_player). Prints and returns the figures."""
     from tuiplayer import bench_player
 
     if json_path is not None and json_path.exists() and not force:
@@ -414,6 +416,11 @@ def run_player(json_path: Path | None = None, *, force: bool = False, soak: bool
         figures = bench_player.run_player(song_s, busy=busy)
         result["player"].append(figures)
         print(bench_player.format_player(figures) + "\n", flush=True)
+    if stretch.available():
+        result["stretched"] = bench_player.run_stretched(song_s, busy=True)
+        print(bench_player.format_stretched(result["stretched"]) + "\n", flush=True)
+    else:
+        print(f"Player at another tempo: not measured ({stretch.MISSING})\n", flush=True)
     if soak:
         for busy in (False, True):
             figures = bench_player.run_soak(busy=busy)

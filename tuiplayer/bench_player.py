@@ -415,6 +415,21 @@ def check_tools() -> None:
                        "scripts/setup.sh --test installs them)")
 
 
+def _launch_recorded(home: Path, pulse: PrivatePulse, song_s: int, args: list[str],
+                     started: list) -> tuple[TmuxPlayer, dict[str, int], tuple[float, dict[str, float]]]:
+    """Start recording, then the player with args: (the player, its processes' ids by role,
+    (when, their CPU seconds then))."""
+    pulse.record()
+    time.sleep(0.5)
+    player = start_player(home, pulse, song_s, args)
+    started.append(player)
+    pids: dict[str, int] = {}
+    while time.monotonic() < player.launched + 3 and len(pids) < 3:
+        pids = player.pids()
+        time.sleep(0.1)
+    return player, pids, (time.monotonic(), {role: _cpu(role, pid) for role, pid in pids.items()})
+
+
 def run_player(song_s: int = 60, busy: bool = False, size: tuple[int, int] = (120, 40)) -> dict[str, Any]:
     """Launch the real player on a song_s-second song, vocals muted, press `a` at SWITCH_AT_S,
     play to the end; what was heard and what the processes used (see the module docstring)."""
@@ -424,16 +439,8 @@ def run_player(song_s: int = 60, busy: bool = False, size: tuple[int, int] = (12
     index = modelstore.read_index()
     models = [index["default"], index["ab"]]
     with player_session(song_s, busy) as (home, song, pulse, started):
-        pulse.record()
-        time.sleep(0.5)
-        player = start_player(home, pulse, song_s, ["--mute", STEMS[0]])
-        started.append(player)
+        player, pids, cpu_from = _launch_recorded(home, pulse, song_s, ["--mute", STEMS[0]], started)
         launched = player.launched
-        pids: dict[str, int] = {}
-        while time.monotonic() < launched + 3 and len(pids) < 3:
-            pids = player.pids()
-            time.sleep(0.1)
-        cpu_from = time.monotonic(), {role: _cpu(role, pid) for role, pid in pids.items()}
         time.sleep(max(0.0, launched + SWITCH_AT_S - time.monotonic()))
         player.keys("a")
         switched = time.monotonic()
@@ -540,9 +547,55 @@ def run_soak(song_s: int = 600, busy: bool = False, seed: int = 0) -> dict[str, 
             "underflows_at_s": [round(t - launched, 2) for t in underflow_times(sound_line)]}
 
 
+STRETCH = (0.8, 2)
+"""The tempo and pitch the stretched run plays at (issue 15's practice case: 80 %, +2 semitones)."""
+
+
+def run_stretched(song_s: int = 60, busy: bool = True) -> dict[str, Any]:
+    """The real player started at STRETCH's tempo and pitch, separating as it plays, to the song's
+    end: the sound's underflows and gaps, and each process's CPU share."""
+    check_tools()
+    tempo, semitones = STRETCH
+    with player_session(song_s, busy) as (home, _, pulse, started):
+        player, pids, cpu_from = _launch_recorded(
+            home, pulse, song_s, ["--tempo", f"{100 * tempo:g}", "--pitch", str(semitones)], started)
+        launched = player.launched
+        while time.monotonic() < launched + song_s / tempo + 10 and "■" not in player.screen():
+            time.sleep(0.25)
+        ended = time.monotonic()
+        cpu = {role: (_cpu(role, pid) - cpu_from[1][role]) / (ended - cpu_from[0])
+               for role, pid in pids.items() if _alive(pid)}
+        heard, _ = pulse.recording()
+        player.keys("q")
+        sound_line = _sound_line(home / "cache" / "player.log")
+    _, _, gaps = close_gaps(heard)
+    return {"song_s": song_s, "busy": busy, "tempo": tempo, "semitones": semitones,
+            "played_s": ended - launched, "heard_s": len(heard) / SR, "cpu_share": cpu,
+            "dropouts": len(gaps), "dropouts_ms": 1000 * sum(length for _, length in gaps) / SR,
+            "underflows": _underflows(sound_line), "sound_line": sound_line}
+
+
+def _cpu_line(result: dict[str, Any]) -> str:
+    return ", ".join(f"{role} {100 * share:.0f} %" for role, share in result["cpu_share"].items())
+
+
+def _where(result: dict[str, Any]) -> str:
+    return "beside one busy process" if result["busy"] else "quiet"
+
+
+def format_stretched(result: dict[str, Any]) -> str:
+    cpu, where = _cpu_line(result), _where(result)
+    return "\n".join([
+        f"Player at {100 * result['tempo']:.0f} % tempo, {result['semitones']:+d} semitones, {where}, separating: "
+        f"a {result['song_s']} s song, played in {result['played_s']:.0f} s",
+        f"  CPU (share of one core): {cpu}",
+        f"  sound: {result['underflows']} underflows (target 0); {result['dropouts']} dropouts heard "
+        f"({result['dropouts_ms']:.0f} ms in all)",
+    ])
+
+
 def format_player(result: dict[str, Any]) -> str:
-    cpu = ", ".join(f"{role} {100 * share:.0f} %" for role, share in result["cpu_share"].items())
-    where = "beside one busy process" if result["busy"] else "quiet"
+    cpu, where = _cpu_line(result), _where(result)
     return "\n".join([
         f"Player, {where}: a {result['song_s']} s song, vocals muted, {' / '.join(result['models'])}, "
         f"{result['terminal']} terminal",
@@ -558,7 +611,7 @@ def format_player(result: dict[str, Any]) -> str:
 
 
 def format_soak(result: dict[str, Any]) -> str:
-    where = "beside one busy process" if result["busy"] else "quiet"
+    where = _where(result)
     samples = result["memory"]
     line = ", ".join(f"{m['t_s']:.0f} s {m['total']:.0f}" for m in samples[:: max(1, len(samples) // 8)])
     return "\n".join([

@@ -59,10 +59,13 @@ def cmd_play(args: argparse.Namespace) -> int:
     another, `>` and `<` to move, the next starting by itself at the end of one."""
     from tuiplayer import modelstore, playlist
     from tuiplayer.audio.io import load
+    from tuiplayer.playback import stretch
     from tuiplayer.player.app import SongQueue
     from tuiplayer.player.keys import load_keymap
 
     keymap = load_keymap()
+    if (args.tempo is not None or args.pitch is not None) and not args.no_audio and not stretch.available():
+        raise BadInput(stretch.MISSING)
     cards = [modelstore.resolve(args.model)]
     partner = args.ab if args.ab is not None else (modelstore.read_index().get("ab") if args.model is None else None)
     if partner:
@@ -106,7 +109,7 @@ def _play_song(args: argparse.Namespace, path: Path, audio: Any, cards: list[Any
         # the separation and sound processes fork now, before the screen's threads start
         app = make_app(path, audio, cards, load_for_player, device=args.device, sound=not args.no_audio,
                        cache=StemCache(), keymap=keymap, mute=tuple(STEMS.index(stem) for stem in args.mute or ()),
-                       queue=queue, latency=args.latency or LATENCY_S)
+                       queue=queue, latency=args.latency or LATENCY_S, tempo=args.tempo, semitones=args.pitch)
         try:
             wrong_device = args.device is not None and app.player.transport.error is not None
             if not wrong_device:
@@ -284,6 +287,37 @@ def _progress_bar() -> Any:
 
 def cmd_separate(args: argparse.Namespace) -> int:
     """Separate files (or folders of files) into stem files, loading the model once."""
+    return _write_songs(args, what=("stems",))
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """`e` for scripts: the stems, the remix (at --mute/--gain, --tempo/--pitch) and a Native
+    Instruments Stems file of each song."""
+    from tuiplayer.audio.io import ffmpeg_available
+    from tuiplayer.playback import stretch
+    from tuiplayer.player.core import GAIN_MAX_DB, GAIN_MIN_DB, db_to_gain
+    from tuiplayer.separation.export import EXPORTS
+
+    what = tuple(args.only or EXPORTS)
+    tempo, semitones = args.tempo or 1.0, args.pitch or 0
+    if "remix" in what and (tempo, semitones) != (1.0, 0) and not stretch.available():
+        raise BadInput(stretch.MISSING)
+    if "ni" in what and not ffmpeg_available():
+        raise BadInput("a Stems file (.stem.mp4) needs ffmpeg: install the Debian package ffmpeg, or use --only")
+    gains_db = dict.fromkeys(STEMS, 0.0)
+    for stem, db in args.gain or ():
+        if not GAIN_MIN_DB <= db <= GAIN_MAX_DB:
+            raise BadInput(f"--gain {stem}={db:g}: must be {GAIN_MIN_DB:g}…{GAIN_MAX_DB:g} dB (or --mute {stem})")
+        gains_db[stem] = db
+    gains = tuple(0.0 if stem in (args.mute or ()) else db_to_gain(gains_db[stem]) for stem in STEMS)
+    return _write_songs(args, what=what, gains=gains, tempo=tempo, semitones=semitones)
+
+
+def _write_songs(args: argparse.Namespace, what: tuple[str, ...], gains: tuple[float, ...] = (1.0,) * len(STEMS),
+                 tempo: float = 1.0, semitones: int = 0) -> int:
+    """Separate each song of args.files (files, folders, playlists; cache first, the model
+    loaded once, when needed) and write what `what` asks (separation.export.EXPORTS) into
+    args.output/<song>/. One line per song that fails; the worst exit code."""
     import numpy as np
 
     from tuiplayer import modelstore, playlist
@@ -303,7 +337,7 @@ def cmd_separate(args: argparse.Namespace) -> int:
     for song in songs:  # what can be told without the model first (it takes seconds to load)
         try:
             check_audio_file(song)
-            paths = export.stem_paths(args.output, song, args.format)
+            paths = export.export_paths(args.output, song, args.format, what=what, tempo=tempo, semitones=semitones)
             export.check_free(paths.values(), args.force)
             export.check_writable(paths.values(), force=True)  # (existing files: check_free said)
             checked.append((song, paths))
@@ -336,8 +370,10 @@ def cmd_separate(args: argparse.Namespace) -> int:
                     bar.console.print(f"tuiplayer: note: {problem}", highlight=False, markup=False, soft_wrap=True)
                 if cached:
                     progress(1, 1)
-                export.write_stems(stems, audio.source, paths, args.force)
-                bar.update(task, description=f"  {song.name}{' (cached)' if cached else ''} → {paths[STEMS[0]].parent}")
+                export.write_export(stems, gains, audio.source, paths, tempo=tempo, semitones=semitones,
+                                    force=args.force)
+                folder = next(iter(paths.values())).parent
+                bar.update(task, description=f"  {song.name}{' (cached)' if cached else ''} → {folder}")
             except TuiplayerError as error:
                 bar.console.print(f"tuiplayer: {error}", style="red", highlight=False, markup=False, soft_wrap=True)
                 status = max(status, error.exit_code)
@@ -471,9 +507,49 @@ def _player_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency", type=_latency_ms, metavar="MS",
                         help="sound buffered ahead of the speakers, in ms (default 50; more for a sound server "
                              "over a network link)")
+    parser.add_argument("--tempo", type=_tempo_percent, metavar="PERCENT",
+                        help="start at this tempo, pitch kept (50–150; keys [ and ] change it)")
+    parser.add_argument("--pitch", type=_semitones, metavar="SEMITONES",
+                        help="start transposed by this many semitones, tempo kept (−6…6; keys { and })")
 
 
 LATENCY_RANGE_MS = (5, 2000)
+
+
+def _tempo_percent(text: str) -> float:
+    """--tempo PERCENT → a share of the song's own tempo, within playback.stretch's range."""
+    from tuiplayer.playback.stretch import TEMPO_MAX, TEMPO_MIN
+
+    try:
+        percent = float(text.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
+    if not 100 * TEMPO_MIN <= percent <= 100 * TEMPO_MAX:
+        raise argparse.ArgumentTypeError(f"must be {100 * TEMPO_MIN:.0f}–{100 * TEMPO_MAX:.0f} % (got {text})")
+    return percent / 100
+
+
+def _stem_gain(text: str) -> tuple[str, float]:
+    """--gain STEM=DB → (stem, dB)."""
+    stem, _, db = text.partition("=")
+    if stem not in STEMS:
+        raise argparse.ArgumentTypeError(f"{text!r}: give STEM=DB with STEM one of {', '.join(STEMS)}")
+    try:
+        return stem, float(db)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: the level must be a number of dB, e.g. {stem}=-6") from None
+
+
+def _semitones(text: str) -> int:
+    from tuiplayer.playback.stretch import SEMITONES_MAX
+
+    try:
+        semitones = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of semitones: {text!r}") from None
+    if abs(semitones) > SEMITONES_MAX:
+        raise argparse.ArgumentTypeError(f"must be −{SEMITONES_MAX}…{SEMITONES_MAX} (got {text})")
+    return semitones
 
 
 def _latency_ms(text: str) -> float:
@@ -557,6 +633,27 @@ def build_parser() -> argparse.ArgumentParser:
     separate.add_argument("--format", choices=("wav", "flac"), default="wav")
     separate.add_argument("--force", action="store_true", help="overwrite stems that exist already")
     separate.set_defaults(run=cmd_separate)
+
+    exporting = commands.add_parser(
+        "export", help="write the stems, a remix and a Stems file (.stem.mp4) of songs, as `e` does in the player")
+    exporting.add_argument("files", nargs="+", metavar="FILE", help="audio files, folders or playlists")
+    exporting.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
+                           help="everything goes to DIR/<song name>/: the stems, remix[-tempoN][-pitchN].<format>, "
+                                "<song name>.stem.mp4")
+    exporting.add_argument("--model", metavar="M", help="model name or folder (default: the default model)")
+    exporting.add_argument("--format", choices=("wav", "flac"), default="wav", help="of the stems and the remix")
+    exporting.add_argument("--only", action="append", choices=("stems", "remix", "ni"),
+                           help="write only this (repeatable; default all three: ni is the .stem.mp4 file)")
+    exporting.add_argument("--mute", action="append", choices=STEMS, metavar="STEM",
+                           help="leave this stem out of the remix (repeatable)")
+    exporting.add_argument("--gain", action="append", type=_stem_gain, metavar="STEM=DB",
+                           help="this stem's level in the remix, e.g. bass=-6 (repeatable)")
+    exporting.add_argument("--tempo", type=_tempo_percent, metavar="PERCENT",
+                           help="the remix at this tempo, pitch kept (50–150; the stems stay at the song's)")
+    exporting.add_argument("--pitch", type=_semitones, metavar="SEMITONES",
+                           help="the remix transposed by this many semitones (−6…6)")
+    exporting.add_argument("--force", action="store_true", help="overwrite files that exist already")
+    exporting.set_defaults(run=cmd_export)
 
     synth = commands.add_parser("synth", help="render synthetic multitrack songs (training data)")
     synth.add_argument("out", type=Path, metavar="OUT", help="dataset folder to write")

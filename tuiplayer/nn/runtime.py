@@ -8,8 +8,10 @@ calls: the same model through LiteRT (nn.lite) where the model folder has its mo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +27,24 @@ _CONFIGURED = threading.Lock()
 _threads_set: tuple[int, int] | None = None
 
 
+@contextlib.contextmanager
+def _native_stderr_quiet() -> Iterator[None]:
+    """While TensorFlow is imported: what native code writes to file descriptor 2 is dropped
+    (its logging writes "All log messages before absl::InitializeLog()…", oneDNN and CUDA
+    notes there whatever TF_CPP_MIN_LOG_LEVEL says). Kept with TUIPLAYER_DEBUG set."""
+    if os.environ.get("TUIPLAYER_DEBUG"):
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def configure_threads(intra_op: int, inter_op: int = 1) -> None:
     """Size TensorFlow's thread pools (must run before TensorFlow starts its runtime).
 
@@ -38,7 +58,8 @@ def configure_threads(intra_op: int, inter_op: int = 1) -> None:
             return
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep
-        import tensorflow as tf
+        with _native_stderr_quiet():
+            import tensorflow as tf
 
         try:
             tf.config.threading.set_intra_op_parallelism_threads(intra_op)

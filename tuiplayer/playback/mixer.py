@@ -54,13 +54,16 @@ class MixSnapshot:
 
     gains: linear gain per stem (mute and solo already applied); model: index of the active
     separation in `Mixer.separations`; playing: whether the playhead moves; loop: (start,
-    stop) samples of an A-B loop, or None.
+    stop) samples of an A-B loop, or None; tempo (1.0 = the song's own) and semitones: what
+    the sound after the mixer makes of it (playback.stretch; the mixer itself plays song time).
     """
 
     gains: tuple[float, ...] = field(default_factory=_unity)
     model: int = 0
     playing: bool = True
     loop: tuple[int, int] | None = None
+    tempo: float = 1.0
+    semitones: int = 0
 
 
 class Mixer:

@@ -13,7 +13,8 @@ a forked child process whose only busy thread is PortAudio's callback:
 - the mix settings (a `MixSnapshot`), seeks and the playhead go through the transport's small
   shared float64 control array: the screen writes the snapshot under a sequence counter (odd
   while it writes), the child takes it at the start of a buffer when the counter is even and
-  unchanged across its read; the separation process reads the playhead and the active model.
+  unchanged across its read; the separation process reads the playhead and the active model;
+- tempo and pitch are the last step, after the mixer (`playback.stretch`), here too.
 
 `playback.transport.Transport` owns the control array and this process (and its fallback).
 Linux and macOS fork; the child ends when asked, or when the parent's end of the pipe closes.
@@ -34,14 +35,16 @@ from typing import Any
 
 import numpy as np
 
+from tuiplayer.playback import stretch
 from tuiplayer.playback.mixer import Mixer, MixSnapshot
 from tuiplayer.playback.output import LATENCY_S, AudioDeviceError, AudioOutput
+from tuiplayer.playback.stretch import Stretched
 from tuiplayer.stems import StemBuffers, shared_zeros
 
 # slots of the control array
-SEQUENCE, MODEL, PLAYING, LOOP_START, LOOP_STOP, SEEK_COUNT, SEEK_TARGET, POSITION, ENDED = range(9)
-GAINS = slice(9, 13)
-CONTROL_SLOTS = 13
+SEQUENCE, MODEL, PLAYING, LOOP_START, LOOP_STOP, SEEK_COUNT, SEEK_TARGET, POSITION, ENDED, TEMPO, SEMITONES = range(11)
+GAINS = slice(11, 15)
+CONTROL_SLOTS = 15
 
 START_TIMEOUT_S = 10.0
 """How long the parent waits for the child to open the sound output."""
@@ -108,19 +111,35 @@ class ControlledMixer:
         self._sequence = -1.0
         self._seeks = control[SEEK_COUNT]
 
-    def fill(self, out: np.ndarray) -> bool:
+    @property
+    def snapshot(self) -> MixSnapshot:
+        """The settings the mixer plays by (as of the last take_control)."""
+        return self.mixer.snapshot
+
+    def take_control(self) -> bool:
+        """Take the parent's latest snapshot and seek; True when there was a seek."""
         control = self.control
         sequence = control[SEQUENCE]
         if sequence != self._sequence and sequence % 2 == 0:
             snapshot = _read_snapshot(control)
             if control[SEQUENCE] == sequence:  # not torn by a write in between
                 self.mixer.snapshot, self._sequence = snapshot, sequence
-        if control[SEEK_COUNT] != self._seeks:
-            self._seeks = control[SEEK_COUNT]
-            self.mixer.seek_to = int(control[SEEK_TARGET])
+        if control[SEEK_COUNT] == self._seeks:
+            return False
+        self._seeks = control[SEEK_COUNT]
+        self.mixer.seek_to = int(control[SEEK_TARGET])
+        return True
+
+    def render(self, out: np.ndarray) -> None:
+        """The next len(out) frames of the remix into out (frames, 2), and the playhead reported."""
         self.mixer.fill(out)
-        control[POSITION] = self.mixer.position
-        control[ENDED] = self.mixer.ended
+        self.control[POSITION] = self.mixer.position
+        self.control[ENDED] = self.mixer.ended
+
+    def fill(self, out: np.ndarray) -> bool:
+        """As an output's source at the song's own tempo."""
+        self.take_control()
+        self.render(out)
         return True
 
 
@@ -131,13 +150,15 @@ def write_snapshot(control: np.ndarray, snapshot: MixSnapshot) -> None:
     control[MODEL] = snapshot.model
     control[PLAYING] = snapshot.playing
     control[LOOP_START], control[LOOP_STOP] = snapshot.loop if snapshot.loop else (-1, -1)
+    control[TEMPO], control[SEMITONES] = snapshot.tempo, snapshot.semitones
     control[SEQUENCE] += 1
 
 
 def _read_snapshot(control: np.ndarray) -> MixSnapshot:
     loop = None if control[LOOP_START] < 0 else (int(control[LOOP_START]), int(control[LOOP_STOP]))
     return MixSnapshot(gains=tuple(control[GAINS].tolist()), model=int(control[MODEL]),
-                       playing=bool(control[PLAYING]), loop=loop)
+                       playing=bool(control[PLAYING]), loop=loop, tempo=float(control[TEMPO]),
+                       semitones=int(control[SEMITONES]))
 
 
 def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, stems: list[StemBuffers],
@@ -148,9 +169,11 @@ def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, st
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the sound ends
     gc.freeze()  # the parent's objects: never walked here (nor copied by the walk)
     _raise_priority()
-    mixer = Mixer(audio, list(stems))
+    source: ControlledMixer | Stretched = ControlledMixer(Mixer(audio, list(stems)), control)
+    if stretch.available():  # (imported before the sound starts: ~60 ms)
+        source = Stretched(source)
     try:
-        output = AudioOutput(ControlledMixer(mixer, control), device=device, latency=latency)
+        output = AudioOutput(source, device=device, latency=latency)
     except AudioDeviceError as error:
         connection.send(str(error))
         return

@@ -32,24 +32,31 @@ from tuiplayer.playback.process import (
     new_control,
     write_snapshot,
 )
+from tuiplayer.playback.stretch import TEMPO_MAX
 from tuiplayer.stems import StemBuffers
 
 
 class SilentClock:
-    """Stands in for a sound card: pulls buffers from the mixer in real time and drops them."""
+    """Stands in for a sound card: pulls buffers from the mixer in real time and drops them,
+    at the snapshot's tempo (a buffer of wall time holds tempo × as much of the song)."""
 
     def __init__(self, source: ControlledMixer, block_frames: int = BLOCK_FRAMES) -> None:
         self.source = source
-        self._buffer = np.zeros((block_frames, 2), dtype=np.float32)
+        self._buffer = np.zeros((int(block_frames * TEMPO_MAX) + 1, 2), dtype=np.float32)
+        self._block_frames = block_frames
         self._period = block_frames / SIGNAL.sample_rate
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="silent-clock", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        due = time.perf_counter()
+        due, owed = time.perf_counter(), 0.0  # (song frames not yet played: fractions add up)
         while not self._stop.is_set():
-            self.source.fill(self._buffer)
+            self.source.take_control()
+            owed += self._block_frames * self.source.snapshot.tempo
+            frames = int(owed)
+            owed -= frames
+            self.source.render(self._buffer[:frames])
             due += self._period
             self._stop.wait(max(0.0, due - time.perf_counter()))
 
@@ -84,6 +91,11 @@ class Transport:
                 self.error = str(error)
                 self.note = f"{error} — playing silently"
         self._silent()
+
+    @property
+    def audible(self) -> bool:
+        """Whether the sound is heard (a sound process plays it), not only clocked."""
+        return isinstance(self.output, AudioProcess)
 
     @property
     def description(self) -> str:

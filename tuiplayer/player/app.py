@@ -34,13 +34,14 @@ from tuiplayer.errors import TuiplayerError
 from tuiplayer.files import describe_os_error
 from tuiplayer.modelstore import ModelCard
 from tuiplayer.playback.output import LATENCY_S
+from tuiplayer.playback.stretch import MISSING as MISSING_STRETCH
 from tuiplayer.player import recall
 from tuiplayer.player.core import GAIN_STEP_DB, Player, format_time
 from tuiplayer.player.keys import KEYS, display
 from tuiplayer.player.spectrum import SpectrumColumns
 from tuiplayer.player.widgets import Spectrogram, StemStrip, TextLine, Transport
 from tuiplayer.separation.cache import StemCache
-from tuiplayer.separation.engine import Failed, Finished, FromCache, Notice
+from tuiplayer.separation.engine import AheadFailed, AheadProgress, AheadReady, Failed, Finished, FromCache, Notice
 from tuiplayer.separation.process import Stopped
 from tuiplayer.separation.separator import Predict
 
@@ -82,8 +83,9 @@ class ExportScreen(ModalScreen[tuple[Path, str] | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="export"):
-            yield Label("Export the remix and the four stems", classes="title")
-            yield Label(f"into <folder>/{self.song_name}/ — remix, {', '.join(STEMS)}", classes="hint")
+            yield Label("Export the remix, the four stems and a Stems file for DJ software", classes="title")
+            yield Label(f"into <folder>/{self.song_name}/ — remix, {', '.join(STEMS)}, "
+                        f"{self.song_name}.stem.mp4", classes="hint")
             yield Input(str(self.folder), id="folder")
             with Horizontal(id="export-buttons"):
                 yield Button("FLAC", id="flac", variant="primary")
@@ -165,12 +167,14 @@ def make_app(path: Path, audio: Audio, cards: list[ModelCard], load_model: Calla
              device: int | str | None = None, sound: bool = True, cache: StemCache | None = None,
              keymap: dict[str, str] | None = None, mute: tuple[int, ...] = (),
              memory: Path | None = None, queue: SongQueue | None = None,
-             latency: float = LATENCY_S) -> PlayerApp:
+             latency: float = LATENCY_S, tempo: float | None = None, semitones: int | None = None) -> PlayerApp:
     """The player on one song, its separation and sound processes started (forked here, before
     the screen's threads): cards are the active model and its optional A/B partner, load_model
-    makes a card's Predict in the separation process; mute: stems muted from the start; the
-    song comes back as it was left (player.recall; memory: its folder, default the XDG one)."""
-    player = Player(path, audio, cards, load_model, cache=cache)
+    makes a card's Predict in the separation process; mute, tempo, semitones: asked for from the
+    start; else the song comes back as it was left (player.recall; memory: its folder, default
+    the XDG one)."""
+    following = queue.paths[queue.index + 1] if queue is not None and queue.has_next else None
+    player = Player(path, audio, cards, load_model, cache=cache, following=following)
     player.start(device, sound, latency)
     key = player.content
     remembered = recall.recall(key, player.duration_s, memory)
@@ -179,6 +183,9 @@ def make_app(path: Path, audio: Audio, cards: list[ModelCard], load_model: Calla
     for stem in mute:  # asked for now: over what was remembered
         if not player.muted[stem]:
             player.toggle_mute(stem)
+    if tempo is not None or semitones is not None:
+        player.set_speed(player.tempo if tempo is None else tempo,
+                         player.semitones if semitones is None else semitones)
     return PlayerApp(player, keymap=keymap, song_key=key, memory=memory, queue=queue)
 
 
@@ -270,7 +277,12 @@ class PlayerApp(App[int]):
             self.notify(problem, severity="warning", timeout=10)
         queue = self.queue
         place = f"[dim]{queue.index + 1}/{len(queue.paths)}[/dim]  " if len(queue.paths) > 1 else ""
-        following = f"  [dim]next: {_escape(queue.paths[queue.index + 1].name)} (>)[/dim]" if queue.has_next else ""
+        following = ""
+        if queue.has_next:
+            ready = ", stems ready" if player.ahead == "separated ahead" else ""
+            following = f"  [dim]next: {_escape(queue.paths[queue.index + 1].name)} (>{ready})[/dim]"
+            if player.ahead:
+                queue.states[queue.index + 1] = player.ahead
         self._show(main, "#song", f"{place}[b]{_escape(player.path.name)}[/b]  {format_time(player.duration_s)}  "
                    f"[dim]{player.audio.source.sample_rate} Hz, {player.audio.source.channels} ch[/dim]{following}")
         if player.ended and player.playing and queue.has_next and self.go_to is None:
@@ -286,6 +298,7 @@ class PlayerApp(App[int]):
             strip.level_db = levels[j]
         transport = main.query_one(Transport)
         transport.playing, transport.ended = player.playing, player.ended
+        transport.speed = "" if (player.tempo, player.semitones) == (1.0, 0) else player.speed_label()
         # the position as far as the transport shows it (whole seconds, one bar cell): it redraws
         # only when that changes
         per_second = math.ceil(max(1, transport.size.width) / max(player.duration_s, 1.0))
@@ -356,6 +369,11 @@ class PlayerApp(App[int]):
 
     def _take_events(self) -> None:
         for event in self.player.poll():
+            if isinstance(event, AheadProgress | AheadReady):
+                continue  # (the song list and the song line say it)
+            if isinstance(event, AheadFailed):
+                logging.getLogger(__name__).warning("%s: not separated ahead (%s)", event.path, event.message)
+                continue
             if isinstance(event, Stopped):
                 self.notify(f"{event.message} — playing the original mix", severity="error", timeout=10)
                 continue
@@ -398,6 +416,21 @@ class PlayerApp(App[int]):
     def action_loop(self) -> None:
         self.notify(self.player.toggle_loop(), timeout=3)
 
+    def action_tempo(self, steps: int) -> None:
+        self._speed(self.player.change_tempo(steps))
+
+    def action_pitch(self, semitones: int) -> None:
+        self._speed(self.player.change_pitch(semitones))
+
+    def action_own_speed(self) -> None:
+        self._speed(self.player.reset_speed())
+
+    def _speed(self, message: str) -> None:
+        """The transport line shows the tempo and pitch; only a refusal needs words."""
+        if message == MISSING_STRETCH:
+            self.notify(message, severity="warning", timeout=8)
+        self.refresh_state()
+
     def action_toggle_view(self) -> None:
         self.view_stem = not self.view_stem
 
@@ -419,7 +452,8 @@ class PlayerApp(App[int]):
 
         folder, fmt = choice
         try:
-            paths = _export_paths(folder, self.player.path, fmt)
+            paths = export.export_paths(folder, self.player.path, fmt, tempo=self.player.tempo,
+                                        semitones=self.player.semitones)
             export.check_writable(paths.values(), force=True)  # existing files: asked below
             taken = [p for p in paths.values() if p.exists()]
         except (TuiplayerError, OSError) as error:
@@ -436,10 +470,10 @@ class PlayerApp(App[int]):
     def _write_export(self, paths: dict[str, Path], force: bool) -> None:
         from tuiplayer.separation import export
 
+        player = self.player
         try:
-            remix, stems = self.player.export_stems()
-            tracks = {"remix": remix, **{stem: stems[..., j] for j, stem in enumerate(STEMS)}}
-            export.write_tracks(tracks, self.player.audio.source, paths, force)
+            export.write_export(player.export_stems(), player.effective_gains(), player.audio.source, paths,
+                                tempo=player.tempo, semitones=player.semitones, force=force)
         except TuiplayerError as error:
             self.call_from_thread(self.notify, f"export failed: {error}", severity="error", timeout=10)
             return
@@ -448,7 +482,8 @@ class PlayerApp(App[int]):
             self.call_from_thread(self.notify, f"export failed ({type(error).__name__}: {error})",
                                   severity="error", timeout=10)
             return
-        self.call_from_thread(self.notify, f"exported the remix and stems to {paths['remix'].parent}", timeout=6)
+        self.call_from_thread(self.notify, f"exported {paths['remix'].name}, the stems and "
+                              f"{paths['ni'].name} to {paths['remix'].parent}", timeout=6)
 
     def action_quit(self) -> None:
         self.exit(0)
@@ -505,13 +540,6 @@ def _freeze_garbage() -> None:
 
 def _song_name(path: Path) -> str:
     return path.name.removesuffix(".stem.mp4") if path.name.endswith(".stem.mp4") else path.stem
-
-
-def _export_paths(folder: Path, song: Path, fmt: str) -> dict[str, Path]:
-    from tuiplayer.separation import export
-
-    paths = export.stem_paths(folder, song, fmt)
-    return {"remix": paths[STEMS[0]].parent / f"remix.{fmt}", **paths}
 
 
 def _escape(text: str) -> str:

@@ -22,12 +22,25 @@ from tuiplayer.audio.io import Audio
 from tuiplayer.config import SIGNAL, STEMS
 from tuiplayer.errors import TuiplayerError
 from tuiplayer.modelstore import ModelCard
+from tuiplayer.playback import stretch
 from tuiplayer.playback.mixer import MixSnapshot
 from tuiplayer.playback.output import BLOCK_FRAMES, LATENCY_S
 from tuiplayer.playback.transport import Transport
 from tuiplayer.player.recall import END_MARGIN_S, SongState
 from tuiplayer.separation.cache import StemCache, content_hash
-from tuiplayer.separation.engine import BlocksDone, Event, Failed, Finished, FromCache, ModelReady, ModelSlot
+from tuiplayer.separation.engine import (
+    AheadEvent,
+    AheadFailed,
+    AheadProgress,
+    AheadReady,
+    BlocksDone,
+    Event,
+    Failed,
+    Finished,
+    FromCache,
+    ModelReady,
+    ModelSlot,
+)
 from tuiplayer.separation.process import SeparationProcess, Stopped
 from tuiplayer.separation.separator import Predict
 from tuiplayer.stems import StemBuffers
@@ -37,6 +50,8 @@ GAIN_STEP_DB = 1.5
 GAIN_MIN_DB, GAIN_MAX_DB = -30.0, 12.0
 """Fader range; below the minimum a fader is silent (−∞ dB)."""
 SEEK_SHORT_S, SEEK_LONG_S = 5.0, 60.0
+TEMPO_STEP = 0.05
+"""One press of [ or ] (a share of the song's own tempo); the range is playback.stretch's."""
 
 
 def db_to_gain(db: float) -> float:
@@ -69,7 +84,9 @@ class Player:
         load_model: Callable[[ModelCard], Predict],
         *,
         cache: StemCache | None = None,
+        following: Path | None = None,
     ) -> None:
+        """following: the session's next song, separated ahead into the cache once this one is done."""
         self.path = path
         self.audio = audio
         self.samples = audio.samples
@@ -86,12 +103,17 @@ class Player:
         self.playing = True
         self.loop_start: int | None = None
         self.loop: tuple[int, int] | None = None
+        self.tempo = 1.0
+        self.semitones = 0
         # one per model, in shared memory (untouched pages cost nothing)
         self.buffers = [StemBuffers.zeros(len(self.samples), shared=True) for _ in cards]
         self.transport = Transport(self.samples, self.buffers)
         self.separation: SeparationProcess | None = None
         self._load_model = load_model
         self._cache = cache
+        self.following = following
+        self.ahead = ""
+        """How far the following song's separation ahead has got, for the song list ("" not begun)."""
         self._closing = threading.Lock()
         self._publish()
 
@@ -108,15 +130,25 @@ class Player:
         """Fork the separation process: the active model first, then its partner (engine.LEAD_GOALS)."""
         slots = [ModelSlot(self._key(i), state.card.sha256, functools.partial(self._load_model, state.card),
                            self.buffers[i]) for i, state in enumerate(self.models)]
-        self.separation = SeparationProcess(self.samples, slots, self.transport.control, self._cache, self.content)
+        self.separation = SeparationProcess(self.samples, slots, self.transport.control, self._cache, self.content,
+                                            following=self.following)
 
-    def poll(self) -> list[Event | Stopped]:
+    def poll(self) -> list[Event | AheadEvent | Stopped]:
         """Take what the separation process said into the models' state (the screen calls
         this on its timer) and return it, for notices."""
         if self.separation is None:
             return []
         events = self.separation.events()
         for event in events:
+            if isinstance(event, AheadProgress):
+                self.ahead = f"{100 * event.done // max(event.total, 1)} % separated ahead"
+                continue
+            if isinstance(event, AheadReady):
+                self.ahead = "separated ahead"
+                continue
+            if isinstance(event, AheadFailed):
+                self.ahead = "not separated ahead"
+                continue
             if isinstance(event, Stopped):
                 for state in self.models:
                     if state.status != "done":
@@ -226,12 +258,49 @@ class Player:
         self.gains_db[self.selected] = min(max(current + step_db, GAIN_MIN_DB), GAIN_MAX_DB)
         self._publish()
 
+    def change_tempo(self, steps: int) -> str:
+        """Slower (steps < 0) or faster by TEMPO_STEP a step, pitch kept; what to say."""
+        if self.cannot_stretch():
+            return stretch.MISSING
+        self.tempo = stretch.clamp_tempo(self.tempo + steps * TEMPO_STEP)
+        self._publish()
+        return f"tempo {self.speed_label()}"
+
+    def change_pitch(self, semitones: int) -> str:
+        """Up or down by semitones, tempo kept; what to say."""
+        if self.cannot_stretch():
+            return stretch.MISSING
+        self.semitones = stretch.clamp_semitones(self.semitones + semitones)
+        self._publish()
+        return f"pitch {self.speed_label()}"
+
+    def reset_speed(self) -> str:
+        """Back to the song's own tempo and pitch."""
+        self.set_speed(1.0, 0)
+        return "the song's own tempo and pitch"
+
+    def set_speed(self, tempo: float, semitones: int) -> None:
+        """Tempo (1.0 = the song's own) and pitch (semitones), within playback.stretch's ranges;
+        unchanged where they could not be heard (cannot_stretch)."""
+        if not self.cannot_stretch():
+            self.tempo, self.semitones = stretch.clamp_tempo(tempo), stretch.clamp_semitones(semitones)
+            self._publish()
+
+    def cannot_stretch(self) -> bool:
+        """Whether a tempo or pitch would not be heard: sound plays, but Rubber Band is missing."""
+        return self.transport.audible and not stretch.available()
+
+    def speed_label(self) -> str:
+        """'100 %, 0 st' style: the tempo in percent and the pitch in semitones."""
+        return f"{round(100 * self.tempo)} %, {f'{self.semitones:+d}' if self.semitones else '0'} st"
+
     def song_state(self) -> SongState:
-        """The song as it is now, for player.recall: mix, loop, playhead."""
+        """The song as it is now, for player.recall: mix, tempo and pitch, loop, playhead."""
         rate = SIGNAL.sample_rate
         return SongState(duration_s=self.duration_s, position_s=self.position_s, gains_db=tuple(self.gains_db),
                          muted=tuple(self.muted), soloed=tuple(self.soloed),
-                         loop_s=None if self.loop is None else (self.loop[0] / rate, self.loop[1] / rate))
+                         loop_s=None if self.loop is None else (self.loop[0] / rate, self.loop[1] / rate),
+                         tempo=self.tempo, semitones=self.semitones)
 
     def restore(self, state: SongState) -> None:
         """Come back to a remembered state (after start(): the seek goes to the sound process).
@@ -239,6 +308,7 @@ class Player:
         rate = SIGNAL.sample_rate
         self.gains_db = [min(max(g, GAIN_MIN_DB), GAIN_MAX_DB) for g in state.gains_db]
         self.muted, self.soloed = list(state.muted), list(state.soloed)
+        self.set_speed(state.tempo, state.semitones)
         if state.loop_s is not None and 0 <= state.loop_s[0] < state.loop_s[1] <= self.duration_s:
             self.loop = (int(state.loop_s[0] * rate), int(state.loop_s[1] * rate))
         self._publish()
@@ -280,17 +350,15 @@ class Player:
         return message
 
     # ---- export ---------------------------------------------------------------------------
-    def export_stems(self) -> tuple[np.ndarray, np.ndarray]:
-        """The remix (n_samples, 2) and stems (n_samples, 2, n_stems) as they play now (the
-        active model, the current gains); TuiplayerError while the song is not all separated."""
+    def export_stems(self) -> np.ndarray:
+        """The active model's stems of the whole song (n_samples, 2, n_stems), for an export;
+        TuiplayerError while the song is not all separated."""
         buffers = self.buffers[self.active]
         if not buffers.complete:
             state = self.models[self.active]
             share = f"{100 * state.done // max(state.total, 1)} %" if state.total else "not started"
             raise TuiplayerError(f"{state.card.name} has not separated the whole song yet ({share})")
-        every = stems.complete(self.samples, buffers.stored)
-        remix = np.einsum("nck,k->nc", every, np.asarray(self.effective_gains(), dtype=np.float32))
-        return remix.astype(np.float32), every
+        return stems.complete(self.samples, buffers.stored)
 
     # ---- internals --------------------------------------------------------------------------
     def _key(self, index: int) -> str:
@@ -302,7 +370,8 @@ class Player:
 
     def _publish(self) -> None:
         self.transport.snapshot = MixSnapshot(gains=self.effective_gains(), model=self.active,
-                                              playing=self.playing, loop=self.loop)
+                                              playing=self.playing, loop=self.loop, tempo=self.tempo,
+                                              semitones=self.semitones)
 
 
 def format_time(seconds: float) -> str:

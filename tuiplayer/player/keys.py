@@ -45,6 +45,11 @@ KEYS: tuple[Key, ...] = (
     Key("gain_down", "minus,underscore", "gain(-1)", "selected stem softer", footer="softer"),
     Key("reset", "0", "reset_mix", "reset the mix", footer="reset"),
     Key("switch_model", "a", "switch_model", "A/B: switch model", footer="A/B"),
+    Key("slower", "left_square_bracket", "tempo(-1)", "slower (5 %), pitch kept"),
+    Key("faster", "right_square_bracket", "tempo(1)", "faster (5 %), pitch kept"),
+    Key("pitch_down", "left_curly_bracket", "pitch(-1)", "a semitone down, tempo kept"),
+    Key("pitch_up", "right_curly_bracket", "pitch(1)", "a semitone up, tempo kept"),
+    Key("own_speed", "backslash", "own_speed", "the song's own tempo and pitch"),
     Key("loop", "l", "loop", "A-B loop: set start, set end, clear", footer="loop"),
     Key("view", "v", "toggle_view", "spectrogram: mix / selected stem"),
     Key("export", "e", "export", "export the remix and stems", footer="export"),
@@ -89,5 +94,7 @@ def display(keys: str) -> str:
     names = {"space": "space", "left": "←", "right": "→", "up": "↑", "down": "↓", "comma": ",",
              "full_stop": ".", "plus": "+", "minus": "−", "equals_sign": "=", "underscore": "_",
              "question_mark": "?", "exclamation_mark": "!", "at": "@", "number_sign": "#",
-             "dollar_sign": "$", "shift+left": "shift+←", "shift+right": "shift+→"}
+             "dollar_sign": "$", "left_square_bracket": "[", "right_square_bracket": "]",
+             "left_curly_bracket": "{", "right_curly_bracket": "}", "backslash": "\\",
+             "shift+left": "shift+←", "shift+right": "shift+→"}
     return " ".join(names.get(key, key) for key in keys.split(","))

@@ -1,8 +1,8 @@
-"""What the player remembers of each song: its last mix, loop and position (issue 15, part 4).
+"""What the player remembers of each song: its last mix, tempo, pitch, loop and position.
 
 Opened again — from any file or folder, since a song is known by its decoded audio (the
-stem cache's content hash) — a song comes back as it was left: gains, mutes, solos, the A-B
-loop and the playhead. One small JSON file per song in `$XDG_STATE_HOME/tuiplayer/songs/`
+stem cache's content hash) — a song comes back as it was left: gains, mutes, solos, tempo and
+pitch, the A-B loop and the playhead. One small JSON file per song in `$XDG_STATE_HOME/tuiplayer/songs/`
 (default `~/.local/state/tuiplayer/songs/`), written atomically; at most MAX_SONGS are kept
 (the least recently played go first). A file that is corrupt, foreign or from a song of
 another length is ignored (and replaced at the next save): remembering never stops a song
@@ -46,6 +46,8 @@ class SongState:
     muted: tuple[bool, ...]
     soloed: tuple[bool, ...]
     loop_s: tuple[float, float] | None = None
+    tempo: float = 1.0
+    semitones: int = 0
 
     def as_json(self) -> dict[str, Any]:
         return {"format": FORMAT, **asdict(self)}
@@ -62,10 +64,11 @@ class SongState:
                 gains_db=tuple(float(g) for g in raw["gains_db"]), muted=tuple(bool(m) for m in raw["muted"]),
                 soloed=tuple(bool(s) for s in raw["soloed"]),
                 loop_s=None if raw.get("loop_s") is None else (float(raw["loop_s"][0]), float(raw["loop_s"][1])),
+                tempo=float(raw.get("tempo", 1.0)), semitones=int(raw.get("semitones", 0)),
             )
         except (AttributeError, KeyError, TypeError, ValueError, IndexError):
             return None
-        numbers = (state.duration_s, state.position_s, *state.gains_db, *(state.loop_s or ()))
+        numbers = (state.duration_s, state.position_s, state.tempo, *state.gains_db, *(state.loop_s or ()))
         if not all(math.isfinite(x) for x in numbers) or not (len(state.gains_db) == len(state.muted)
                                                                == len(state.soloed) == n):
             return None

@@ -188,13 +188,15 @@ class Transport(Widget):
     separated: reactive[tuple[bool, ...]] = reactive(())  # per bar cell: separated there
     loop: reactive[tuple[float, float] | None] = reactive(None)
     loop_start: reactive[float | None] = reactive(None)
+    speed: reactive[str] = reactive("")  # tempo and pitch when not the song's own ("80 %, +2 st")
 
     def render(self) -> Text:
         from tuiplayer.player.core import format_time
 
         width = self.size.width
         state = "■" if self.ended else ("▶" if self.playing else "❚❚")
-        clock = f" {state} {format_time(self.position_s)} / {format_time(self.duration_s)} "
+        speed = f" [{self.speed}]" if self.speed else ""
+        clock = f" {state} {format_time(self.position_s)} / {format_time(self.duration_s)}{speed} "
         text = Text(clock, no_wrap=True, overflow="crop", style="bold")
         cells = max(1, width - len(clock) - 1)
         played = int(cells * self.position_s / self.duration_s) if self.duration_s else 0

@@ -58,6 +58,10 @@ class StemCache:
         stem = f"{content}-{model_sha256[:16]}"
         return self.root / f"{stem}.npy", self.root / f"{stem}.json"
 
+    def has(self, content: str, model_sha256: str) -> bool:
+        """Whether an entry is there (load still checks it)."""
+        return all(path.exists() for path in self._paths(content, model_sha256))
+
     def load(self, audio: np.ndarray, content: str, model_sha256: str) -> np.ndarray | None:
         """The cached vocals, drums and bass (n_samples, 2, 3) float16 of this audio and model, or None.
 

@@ -13,7 +13,9 @@ runs the `Engine`:
   playback.process): the child reads them before every step, so seeks and A/B switches need
   no message;
 - everything else it has to say — progress, readiness, errors — goes up a pipe as engine
-  events, which the screen takes on its timer (`events()`).
+  events, which the screen takes on its timer (`events()`);
+- once the song is done, it separates the following song of the session (if any) into the
+  stem cache (engine.separate_ahead), so that one opens with its stems.
 
 The child runs below the screen's priority (nice +BACKGROUND_NICE) and ends when the parent
 closes its end of the pipe (or dies). If it dies on its own, `events()` says so once: the
@@ -30,13 +32,22 @@ import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import numpy as np
 
 from tuiplayer.dsp.stft import Stft
 from tuiplayer.playback.process import MODEL, POSITION, fork_child, name_process
 from tuiplayer.separation.cache import StemCache
-from tuiplayer.separation.engine import BlocksDone, Engine, Event, ModelSlot
+from tuiplayer.separation.engine import (
+    AheadEvent,
+    AheadProgress,
+    BlocksDone,
+    Engine,
+    Event,
+    ModelSlot,
+    separate_ahead,
+)
 
 BACKGROUND_NICE = 5
 """How much lower than the screen and the sound the separation runs (Linux nice): they get
@@ -61,8 +72,9 @@ class Stopped:
 
 
 def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, slots: list[ModelSlot],
-           control: np.ndarray, cache: StemCache | None, content: str | None) -> None:
-    """The child: separate, sending events, until done (then wait) or told to stop."""
+           control: np.ndarray, cache: StemCache | None, content: str | None, following: Path | None) -> None:
+    """The child: separate, sending events; then the following song ahead into the cache; then
+    wait to be told to stop."""
     parent_end.close()  # (else the parent's death would never read as EOF here)
     name_process("tuiplayer-sep")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when separation ends
@@ -70,16 +82,19 @@ def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, sl
     with contextlib.suppress(OSError):
         os.nice(BACKGROUND_NICE)
 
-    def send(event: Event) -> None:
+    def send(event: Event | AheadEvent) -> None:
         connection.send(event)
-        if not isinstance(event, BlocksDone) or event.done == event.total:  # into the player's log
+        finished = not isinstance(event, BlocksDone | AheadProgress) or event.done == event.total
+        if finished:  # into the player's log
             print(f"tuiplayer separation: {event} at monotonic {time.monotonic():.3f}", file=sys.stderr, flush=True)
 
+    stft = Stft(threads=SEPARATION_THREADS, planner_effort=PLANNER_EFFORT)
     engine = Engine(audio, slots, send, playhead=lambda: int(control[POSITION]),
-                    active=lambda: int(control[MODEL]), cache=cache, content=content,
-                    stft=Stft(threads=SEPARATION_THREADS, planner_effort=PLANNER_EFFORT))
+                    active=lambda: int(control[MODEL]), cache=cache, content=content, stft=stft)
     try:
         engine.run(stop=connection.poll)  # a message, or the parent's end closed
+        if following is not None and cache is not None and not connection.poll():
+            separate_ahead(following, slots, cache, send, stop=connection.poll, stft=stft)
         connection.poll(None)  # all done: wait to be told to end
     except (BrokenPipeError, EOFError, OSError):
         pass  # the parent is gone
@@ -92,9 +107,10 @@ class SeparationProcess:
     """
 
     def __init__(self, audio: np.ndarray, slots: list[ModelSlot], control: np.ndarray,
-                 cache: StemCache | None = None, content: str | None = None) -> None:
-        """content: the song's content_hash where the caller has it (else the child makes it)."""
-        self._process, self._connection = fork_child(_serve, (audio, slots, control, cache, content),
+                 cache: StemCache | None = None, content: str | None = None, following: Path | None = None) -> None:
+        """content: the song's content_hash where the caller has it (else the child makes it);
+        following: the song to separate ahead into the cache once this one is done."""
+        self._process, self._connection = fork_child(_serve, (audio, slots, control, cache, content, following),
                                                     "tuiplayer-separation")
         self._reported = False
 
@@ -102,10 +118,10 @@ class SeparationProcess:
     def pid(self) -> int | None:
         return self._process.pid
 
-    def events(self) -> list[Event | Stopped]:
+    def events(self) -> list[Event | AheadEvent | Stopped]:
         """What the child said since the last call (never blocks); a `Stopped` once, at the end,
         if it died on its own."""
-        taken: list[Event | Stopped] = []
+        taken: list[Event | AheadEvent | Stopped] = []
         try:
             while self._connection.poll():
                 taken.append(self._connection.recv())
