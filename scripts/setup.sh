@@ -9,13 +9,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# to play: Python's venv, PortAudio (sound output), libsndfile, ffmpeg (m4a, MUSDB .stem.mp4)
-packages=(python3.11-venv libportaudio2 libsndfile1 ffmpeg)
+# to play: Python's venv, PortAudio (sound output), ALSA's pulse plugin (PULSE_SERVER, e.g. over
+# SSH), libsndfile, ffmpeg (m4a, MUSDB .stem.mp4, writing NI Stems files)
+packages=(python3.11-venv libportaudio2 libasound2-plugins libsndfile1 ffmpeg)
 if [ "${1:-}" = "--test" ]; then
   # training data (FluidSynth, General MIDI soundfonts, sampled drum kits, espeak-ng voices)
   # and real audio output in tests (a private PulseAudio server, ALSA plugins, tmux)
   packages+=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont hydrogen-drumkits espeak-ng
-             pulseaudio pulseaudio-utils libasound2-plugins alsa-utils tmux)
+             pulseaudio pulseaudio-utils alsa-utils tmux)
 fi
 
 sudo=""
