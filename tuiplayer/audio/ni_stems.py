@@ -15,7 +15,6 @@ The file is written atomically (files.atomic_write).
 from __future__ import annotations
 
 import json
-import os
 import struct
 import subprocess
 import tempfile
@@ -121,16 +120,3 @@ def with_udta_box(mp4: bytes, kind: bytes, payload: bytes) -> bytes:
     _grow(data, moov[1], len(box))
     data[at:at] = box
     return bytes(data)
-
-
-def read_udta_box(path: str | os.PathLike[str], kind: bytes = b"stem") -> bytes | None:
-    """The payload of moov/udta/<kind> in an MP4 file, or None (e.g. NI's stem JSON)."""
-    data = Path(path).read_bytes()
-    for top, start, size in _boxes(data, 0, len(data)):
-        if top == b"moov":
-            for child, child_start, child_size in _boxes(data, start + 8, start + size):
-                if child == b"udta":
-                    for item, item_start, item_size in _boxes(data, child_start + 8, child_start + child_size):
-                        if item == kind:
-                            return data[item_start + 8 : item_start + item_size]
-    return None

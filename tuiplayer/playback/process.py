@@ -38,7 +38,6 @@ import numpy as np
 from tuiplayer.playback import stretch
 from tuiplayer.playback.mixer import Mixer, MixSnapshot
 from tuiplayer.playback.output import LATENCY_S, AudioDeviceError, AudioOutput
-from tuiplayer.playback.stretch import Stretched
 from tuiplayer.stems import StemBuffers, shared_zeros
 
 # slots of the control array
@@ -169,9 +168,9 @@ def _serve(connection: Connection, parent_end: Connection, audio: np.ndarray, st
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the sound ends
     gc.freeze()  # the parent's objects: never walked here (nor copied by the walk)
     _raise_priority()
-    source: ControlledMixer | Stretched = ControlledMixer(Mixer(audio, list(stems)), control)
+    source: ControlledMixer | stretch.Stretched = ControlledMixer(Mixer(audio, list(stems)), control)
     if stretch.available():  # (imported before the sound starts: ~60 ms)
-        source = Stretched(source)
+        source = stretch.Stretched(source)
     try:
         output = AudioOutput(source, device=device, latency=latency)
     except AudioDeviceError as error:

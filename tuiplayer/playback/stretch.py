@@ -104,6 +104,7 @@ class Stretched:
         self._set = (1.0, 0)  # (tempo, semitones) as last given to the stretcher
         self._drop = 0  # output frames still to drop after a start (the stretcher's own delay)
         self._piece = np.empty((FEED_FRAMES, 2), dtype=np.float32)
+        self._silence = np.zeros((2, FEED_FRAMES), dtype=np.float32)
 
     def fill(self, out: np.ndarray) -> bool:
         """Write the next len(out) frames (frames, 2) float32 into out; always True."""
@@ -154,10 +155,9 @@ class Stretched:
         stretcher.reset()
         self._set_ratios(wanted)
         pad = int(stretcher.get_preferred_start_pad())
-        silence = np.zeros((2, FEED_FRAMES), dtype=np.float32)
         while pad > 0:
             count = min(pad, FEED_FRAMES)
-            stretcher.process(silence[:, :count])
+            stretcher.process(self._silence[:, :count])
             pad -= count
         self._drop = int(stretcher.get_start_delay())
 

@@ -34,7 +34,6 @@ from tuiplayer.errors import TuiplayerError
 from tuiplayer.files import describe_os_error
 from tuiplayer.modelstore import ModelCard
 from tuiplayer.playback.output import LATENCY_S
-from tuiplayer.playback.stretch import MISSING as MISSING_STRETCH
 from tuiplayer.player import recall
 from tuiplayer.player.core import GAIN_STEP_DB, Player, format_time
 from tuiplayer.player.keys import KEYS, display
@@ -298,7 +297,7 @@ class PlayerApp(App[int]):
             strip.level_db = levels[j]
         transport = main.query_one(Transport)
         transport.playing, transport.ended = player.playing, player.ended
-        transport.speed = "" if (player.tempo, player.semitones) == (1.0, 0) else player.speed_label()
+        transport.speed = player.speed_label()
         # the position as far as the transport shows it (whole seconds, one bar cell): it redraws
         # only when that changes
         per_second = math.ceil(max(1, transport.size.width) / max(player.duration_s, 1.0))
@@ -425,10 +424,10 @@ class PlayerApp(App[int]):
     def action_own_speed(self) -> None:
         self._speed(self.player.reset_speed())
 
-    def _speed(self, message: str) -> None:
+    def _speed(self, refusal: str | None) -> None:
         """The transport line shows the tempo and pitch; only a refusal needs words."""
-        if message == MISSING_STRETCH:
-            self.notify(message, severity="warning", timeout=8)
+        if refusal:
+            self.notify(refusal, severity="warning", timeout=8)
         self.refresh_state()
 
     def action_toggle_view(self) -> None:

@@ -258,41 +258,34 @@ class Player:
         self.gains_db[self.selected] = min(max(current + step_db, GAIN_MIN_DB), GAIN_MAX_DB)
         self._publish()
 
-    def change_tempo(self, steps: int) -> str:
-        """Slower (steps < 0) or faster by TEMPO_STEP a step, pitch kept; what to say."""
-        if self.cannot_stretch():
-            return stretch.MISSING
-        self.tempo = stretch.clamp_tempo(self.tempo + steps * TEMPO_STEP)
-        self._publish()
-        return f"tempo {self.speed_label()}"
+    def change_tempo(self, steps: int) -> str | None:
+        """Slower (steps < 0) or faster by TEMPO_STEP a step, pitch kept (set_speed)."""
+        return self.set_speed(self.tempo + steps * TEMPO_STEP, self.semitones)
 
-    def change_pitch(self, semitones: int) -> str:
-        """Up or down by semitones, tempo kept; what to say."""
-        if self.cannot_stretch():
-            return stretch.MISSING
-        self.semitones = stretch.clamp_semitones(self.semitones + semitones)
-        self._publish()
-        return f"pitch {self.speed_label()}"
+    def change_pitch(self, semitones: int) -> str | None:
+        """Up or down by semitones, tempo kept (set_speed)."""
+        return self.set_speed(self.tempo, self.semitones + semitones)
 
-    def reset_speed(self) -> str:
+    def reset_speed(self) -> str | None:
         """Back to the song's own tempo and pitch."""
-        self.set_speed(1.0, 0)
-        return "the song's own tempo and pitch"
+        return self.set_speed(1.0, 0)
 
-    def set_speed(self, tempo: float, semitones: int) -> None:
-        """Tempo (1.0 = the song's own) and pitch (semitones), within playback.stretch's ranges;
-        unchanged where they could not be heard (cannot_stretch)."""
-        if not self.cannot_stretch():
-            self.tempo, self.semitones = stretch.clamp_tempo(tempo), stretch.clamp_semitones(semitones)
-            self._publish()
-
-    def cannot_stretch(self) -> bool:
-        """Whether a tempo or pitch would not be heard: sound plays, but Rubber Band is missing."""
-        return self.transport.audible and not stretch.available()
+    def set_speed(self, tempo: float, semitones: int) -> str | None:
+        """Tempo (1.0 = the song's own) and pitch (semitones), within playback.stretch's ranges.
+        Where they could not be heard (sound plays, but Rubber Band is missing) nothing changes
+        and the reason is returned; else None."""
+        if self.transport.audible and not stretch.available():
+            return stretch.MISSING
+        self.tempo, self.semitones = stretch.clamp_tempo(tempo), stretch.clamp_semitones(semitones)
+        self._publish()
+        return None
 
     def speed_label(self) -> str:
-        """'100 %, 0 st' style: the tempo in percent and the pitch in semitones."""
-        return f"{round(100 * self.tempo)} %, {f'{self.semitones:+d}' if self.semitones else '0'} st"
+        """The tempo in percent and the pitch in semitones ("80 %, +2 st"); "" at the song's own."""
+        if (self.tempo, self.semitones) == (1.0, 0):
+            return ""
+        pitch = f"{self.semitones:+d}" if self.semitones else "0"
+        return f"{round(100 * self.tempo)} %, {pitch} st"
 
     def song_state(self) -> SongState:
         """The song as it is now, for player.recall: mix, tempo and pitch, loop, playhead."""
