@@ -3,6 +3,7 @@ and the separation process around it."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import time
@@ -14,7 +15,7 @@ from test_separator import spectral_predict
 from tuiplayer.config import SIGNAL
 from tuiplayer.dsp.stft import Stft
 from tuiplayer.errors import ModelError
-from tuiplayer.playback.process import MODEL, POSITION, new_control
+from tuiplayer.playback.process import MODEL, POSITION, SONG, new_control
 from tuiplayer.separation.cache import StemCache
 from tuiplayer.separation.engine import (
     BlocksDone,
@@ -26,9 +27,9 @@ from tuiplayer.separation.engine import (
     ModelSlot,
     Notice,
 )
-from tuiplayer.separation.process import BACKGROUND_NICE, SeparationProcess, Stopped
+from tuiplayer.separation.process import BACKGROUND_NICE, Model, SeparationProcess, Stopped
 from tuiplayer.separation.separator import Separator, SongSeparation
-from tuiplayer.stems import StemBuffers
+from tuiplayer.stems import SharedSong, StemBuffers
 
 STFT = Stft(planner_effort="FFTW_ESTIMATE")
 SR = SIGNAL.sample_rate
@@ -179,30 +180,73 @@ def _events_until(process: SeparationProcess, done, timeout: float = 60.0) -> li
     raise AssertionError(f"not seen in {timeout} s: {seen}")
 
 
+def _unwrapped(seen: list) -> list:
+    """The events of (song, event) pairs, without their songs (Stopped stays as it is)."""
+    return [item[1] if isinstance(item, tuple) else item for item in seen]
+
+
 def test_the_separation_process_fills_shared_stems_from_the_playhead_and_the_active_model() -> None:
-    """The child reads the playhead and the active model from the control array, writes the
-    stems into shared memory, sends its events up the pipe, and runs below our priority."""
+    """The child reads the song playing, its playhead and the active model from the control
+    array, writes the stems into shared memory handed to it while it runs, sends its events
+    up the pipe, and runs below our priority."""
     audio = noise(40.0)
     control = new_control()
-    control[POSITION], control[MODEL] = 30 * SR, 1
+    control[SONG], control[POSITION], control[MODEL] = 0, 30 * SR, 1
+    calls = multiprocessing.get_context("fork").Value("i", 0)
 
     def load():
+        with calls.get_lock():
+            calls.value += 1
         return lambda x: (spectral_predict(x), time.sleep(0.01))[0]
 
-    slots = [slot("a", audio, load, shared=True), slot("b", audio, load, shared=True)]
-    process = SeparationProcess(audio, slots, control)
+    process = SeparationProcess([Model("a", "a" * 64, load), Model("b", "b" * 64, load)], control)
+    song = SharedSong.create(0, audio, 2)  # made after the fork: handed over by its pipe
     try:
-        seen = _events_until(process, lambda s: sum(isinstance(e, Finished) for e in s) == 2)
-        first = next(e for e in seen if isinstance(e, BlocksDone))
+        process.add(song, "content")
+        seen = _events_until(process, lambda s: sum(isinstance(e, Finished) for e in _unwrapped(s)) == 2)
+        assert {number for number, _ in seen} == {0}
+        first = next(e for e in _unwrapped(seen) if isinstance(e, BlocksDone))
         assert first.model == "b"  # the active one
-        assert slots[1].buffers.ready(30 * SR, 31 * SR) and slots[0].buffers.complete
-        vocals = slots[1].buffers.stored[..., 0].astype(np.float32)  # written by the child, seen here
+        assert song.stems[1].ready(30 * SR, 31 * SR) and song.stems[0].complete
+        vocals = song.stems[1].stored[..., 0].astype(np.float32)  # written by the child, seen here
         assert np.abs(vocals).mean() > 0.1 * np.abs(audio).mean()
         nice = os.getpriority(os.PRIO_PROCESS, process.pid)  # type: ignore[arg-type]
         assert nice == min(os.getpriority(os.PRIO_PROCESS, 0) + BACKGROUND_NICE, 19)
+
+        following = SharedSong.create(1, audio[::-1].copy(), 2)  # the next song: the same models, not loaded again
+        process.add(following, "other content")
+        seen = _events_until(process, lambda s: sum(isinstance(e, Finished) for e in _unwrapped(s)) == 2)
+        assert {number for number, _ in seen} == {1} and following.stems[0].complete
+        assert calls.value == 2  # once per model for the session
     finally:
         process.close()
     assert process.events() == []  # an ordinary end is no news
+
+
+def test_the_playing_song_is_separated_first_and_a_song_let_go_of_stops() -> None:
+    audio = noise(30.0)
+    control = new_control()
+    control[SONG] = 1  # the second song plays; the first was only added
+
+    def load():
+        return lambda x: (spectral_predict(x), time.sleep(0.05))[0]
+
+    process = SeparationProcess([Model("a", "a" * 64, load)], control)
+    songs = [SharedSong.create(n, audio, 1) for n in (0, 1)]
+    try:
+        process.add(songs[0], "first")
+        process.add(songs[1], "second")
+        seen = _events_until(process, lambda s: any(isinstance(e, Finished) for e in _unwrapped(s)))
+        blocks = [number for number, event in seen if isinstance(event, BlocksDone)]
+        assert blocks[-1] == 1 and blocks.count(0) <= 1  # (the first may have begun before the second came)
+        assert [number for number, event in seen if isinstance(event, Finished)] == [1]
+        process.forget(0)
+        time.sleep(0.5)
+        later = [number for number, event in process.events() if isinstance(event, BlocksDone)]
+        assert later.count(0) <= 1  # (one block may have been under way)
+        assert not songs[0].stems[0].complete
+    finally:
+        process.close()
 
 
 def test_a_separation_process_that_dies_says_so_once() -> None:
@@ -211,9 +255,10 @@ def test_a_separation_process_that_dies_says_so_once() -> None:
     def load():
         return lambda x: (spectral_predict(x), time.sleep(0.2))[0]
 
-    process = SeparationProcess(audio, [slot("a", audio, load, shared=True)], new_control())
+    process = SeparationProcess([Model("a", "a" * 64, load)], new_control())
+    process.add(SharedSong.create(0, audio, 1), "content")
     try:
-        _events_until(process, lambda s: any(isinstance(e, BlocksDone) for e in s))
+        _events_until(process, lambda s: any(isinstance(e, BlocksDone) for e in _unwrapped(s)))
         os.kill(process.pid, signal.SIGKILL)  # type: ignore[arg-type]
         seen = _events_until(process, lambda s: any(isinstance(e, Stopped) for e in s), timeout=10)
         assert [e for e in seen if isinstance(e, Stopped)] == [Stopped("the separation process stopped (signal 9)")]
@@ -222,48 +267,22 @@ def test_a_separation_process_that_dies_says_so_once() -> None:
         process.close()
 
 
-def test_once_a_song_is_done_the_following_one_is_separated_ahead_into_the_cache(tmp_path) -> None:
-    """The separation process goes on to the session's next song (a file) with the same models;
-    opened then, that song's stems come from the cache, the same as separating it would give."""
-    import soundfile
-
-    from tuiplayer.audio.io import load
+def test_a_song_separated_ahead_goes_into_the_cache(tmp_path) -> None:
+    """Opened again later, a song separated while another played has its stems in the cache,
+    the same as separating it would give."""
     from tuiplayer.separation.cache import content_hash
-    from tuiplayer.separation.engine import AheadProgress, AheadReady
 
-    audio, following = noise(8.0), tmp_path / "next.wav"
-    soundfile.write(following, noise(40.0)[::-1] * 0.5, SR, subtype="FLOAT")
+    samples = noise(12.0)
     cache = StemCache(tmp_path / "cache")
-    slots = [slot("a", audio, shared=True), slot("b", audio, shared=True)]
-    process = SeparationProcess(audio, slots, new_control(), cache, following=following)
+    control = new_control()
+    control[SONG] = 5  # (another song plays)
+    process = SeparationProcess([Model("a", "a" * 64, lambda: spectral_predict)], control, cache)
     try:
-        seen = _events_until(process, lambda s: any(isinstance(e, AheadReady) for e in s), timeout=60)
+        process.add(SharedSong.create(0, samples, 1), content_hash(samples))
+        _events_until(process, lambda s: any(isinstance(e, Finished) for e in _unwrapped(s)))
     finally:
         process.close()
-    assert [e.path for e in seen if isinstance(e, AheadReady)] == [str(following)]
-    finished = max(i for i, e in enumerate(seen) if isinstance(e, Finished))
-    first_ahead = min(i for i, e in enumerate(seen) if isinstance(e, AheadProgress))
-    assert finished < first_ahead  # the song playing first, all of it
-    progress = [e for e in seen if isinstance(e, AheadProgress)]
-    assert progress[-1].done <= progress[-1].total and progress[0].done < progress[-1].done
-    samples = load(following).samples
     expected = Separator(spectral_predict, stft=STFT).separate(samples)
-    for name in ("a", "b"):
-        stored = cache.load(samples, content_hash(samples), name * 64)
-        assert stored is not None
-        np.testing.assert_allclose(stored.astype(np.float32), expected[..., :3], atol=2e-3)
-
-
-def test_a_following_song_that_cannot_be_read_is_only_a_note(tmp_path) -> None:
-    from tuiplayer.separation.engine import AheadFailed
-
-    audio, following = noise(5.0), tmp_path / "broken.flac"
-    following.write_text("not audio")
-    process = SeparationProcess(audio, [slot("a", audio, shared=True)], new_control(),
-                                StemCache(tmp_path / "cache"), following=following)
-    try:
-        seen = _events_until(process, lambda s: any(isinstance(e, AheadFailed) for e in s), timeout=30)
-    finally:
-        process.close()
-    failed = [e for e in seen if isinstance(e, AheadFailed)]
-    assert len(failed) == 1 and "broken.flac" in failed[0].message and any(isinstance(e, Finished) for e in seen)
+    stored = cache.load(samples, content_hash(samples), "a" * 64)
+    assert stored is not None
+    np.testing.assert_allclose(stored.astype(np.float32), expected[..., :3], atol=2e-3)

@@ -32,20 +32,25 @@ def band_predict(magnitude: np.ndarray) -> np.ndarray:
     return masks
 
 
-def make_audio(warnings: tuple[str, ...] = ()) -> Audio:
+def make_audio(warnings: tuple[str, ...] = (), path: Path = Path("song.flac")) -> Audio:
+    """A 20-s song of four tones (the lowest one set by the file's name: songs differ)."""
     n = SECONDS * SIGNAL.sample_rate
     t = np.arange(n) / SIGNAL.sample_rate
-    tone = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (110, 1500, 4000, 9000))
+    low = {"a.flac": 130, "c.flac": 150}.get(path.name, 110)
+    tone = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (low, 1500, 4000, 9000))
     samples = np.repeat(tone[:, None], 2, axis=1).astype(np.float32)
-    info = AudioInfo(path=Path("song.flac"), format="FLAC (PCM_16)", sample_rate=SIGNAL.sample_rate,
+    info = AudioInfo(path=path, format="FLAC (PCM_16)", sample_rate=SIGNAL.sample_rate,
                      channels=2, n_samples=n, decoder="libsndfile", warnings=warnings)
     return Audio(samples=samples, source=info)
 
 
 def make_app(tmp_path: Path, *, ab: bool = True, fail: bool = False, warnings: tuple[str, ...] = (),
-             device: str | None = None, block_s: float = 0.0, model: str = "unet") -> PlayerApp:
-    """The player on a 20-s song with a stand-in model (block_s: how long it takes a block)
-    under the card of the installed `model`."""
+             device: str | None = None, block_s: float = 0.0, model: str = "unet",
+             songs: tuple[str, ...] = ("song.flac",), index: int = 0) -> PlayerApp:
+    """The player on 20-s songs (tmp_path / each of songs, from songs[index] on) with a stand-in
+    model (block_s: how long it takes a block) under the card of the installed `model`."""
+    from tuiplayer.player.app import SongQueue
+
     card = modelstore.resolve(model)
     cards = [card, card] if ab else [card]
 
@@ -54,7 +59,8 @@ def make_app(tmp_path: Path, *, ab: bool = True, fail: bool = False, warnings: t
             raise RuntimeError("weights unreadable")
         return lambda magnitude: (time.sleep(block_s), band_predict(magnitude))[1]
 
-    return player_app(tmp_path / "song.flac", make_audio(warnings), cards, load, sound=device is not None,
+    queue = SongQueue([tmp_path / name for name in songs], index=index)
+    return player_app(queue, cards, load, loader=lambda path: make_audio(warnings, path), sound=device is not None,
                       device=device)
 
 
@@ -257,8 +263,8 @@ async def test_a_separation_process_that_dies_is_a_notice_and_the_mix_plays_on(t
             await pilot.pause(0.05)
             if player.models[0].status == "separating" and player.models[0].done:
                 break
-        assert player.models[0].done and player.separation is not None
-        os.kill(player.separation.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        assert player.models[0].done and app.session.separation is not None
+        os.kill(app.session.separation.pid, signal.SIGKILL)  # type: ignore[arg-type]
         for _ in range(40):
             await pilot.pause(0.05)
             if player.models[0].status == "failed":
@@ -334,8 +340,8 @@ async def test_a_damaged_file_plays_what_decoded_with_a_notice(tmp_path: Path) -
 def test_a_sound_output_that_stops_becomes_a_notice_and_a_silent_clock(tmp_path: Path) -> None:
     """A device unplugged, or the sound process gone: the player carries on silently from the
     same playhead, with one notice."""
-    player = make_app(tmp_path).player
-    transport = player.transport
+    app = make_app(tmp_path)
+    player, transport = app.player, app.session.transport
     transport.output.close()  # type: ignore[union-attr]  (the silent clock the test app has)
     transport.output = stopped_sound_process(transport.control)
     transport.seek(5 * SIGNAL.sample_rate)
@@ -347,7 +353,7 @@ def test_a_sound_output_that_stops_becomes_a_notice_and_a_silent_clock(tmp_path:
         assert 5 * SIGNAL.sample_rate < player.position < 6 * SIGNAL.sample_rate  # on from the same place
         assert transport.check() is None  # said once
     finally:
-        player.close()
+        app.session.close()
 
 
 def stopped_sound_process(control: np.ndarray) -> AudioProcess:
@@ -436,51 +442,83 @@ async def test_a_corrupt_memory_of_a_song_is_ignored(tmp_path: Path) -> None:
             assert app.player.muted == [False] * 4 and app.player.position_s < 2
 
 
-def queue_app(tmp_path: Path, index: int = 0, **options) -> PlayerApp:
-    from tuiplayer.player.app import SongQueue
+async def until(pilot, condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        await pilot.pause(0.05)
 
-    app = make_app(tmp_path, ab=False, **options)
-    app.queue = SongQueue([tmp_path / "a.flac", tmp_path / "song.flac", tmp_path / "c.flac"], index=index)
-    return app
+
+SONGS = ("a.flac", "song.flac", "c.flac")
 
 
 async def test_next_and_previous_song_keys(tmp_path: Path) -> None:
-    app = queue_app(tmp_path, index=1)
+    app = make_app(tmp_path, ab=False, songs=SONGS, index=1)
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.pause()
         line = app.query_one("#song").render()
         assert "2/3" in getattr(line, "plain", str(line)) and "next: c.flac" in getattr(line, "plain", str(line))
+        first = app.player
+        await until(pilot, lambda: first.separation_state == "separated")
         await pilot.press("greater_than_sign")
-    assert app.go_to == 2 and "separated" in app.queue.states[1]  # what the list will say of it
+        await until(pilot, lambda: app.player.path.name == "c.flac")
+        assert app.queue.index == 2 and app.queue.states[1] == "separated"  # what the list will say of it
+        assert first.song.song not in app.session.players  # let go of
+        assert app.session.transport.current == app.player.song.song
 
-    app = queue_app(tmp_path, index=1)
-    async with app.run_test(size=(120, 30)) as pilot:
-        app.player.seek_to(10.0)
-        await pilot.press("less_than_sign")  # past 3 s: this song from the start
-        assert app.is_running and app.player.position_s < 1.0
-        await pilot.press("less_than_sign")
-    assert app.go_to == 0
-
-    app = queue_app(tmp_path, index=2)
-    async with app.run_test(size=(120, 30)) as pilot:
         await pilot.press("greater_than_sign")  # the last song: a notice, it plays on
-        assert app.is_running and app.go_to is None
+        assert app.player.path.name == "c.flac"
         assert any("no next song" in n.message for n in app._notifications)
 
+        app.player.seek_to(10.0)
+        await pilot.press("less_than_sign")  # past 3 s: this song from the start
+        assert app.player.path.name == "c.flac" and app.player.position_s < 1.0
+        await pilot.press("less_than_sign")
+        await until(pilot, lambda: app.player.path.name == "song.flac")
+        assert app.queue.index == 1 and len(app.session.players) <= 2
 
-async def test_the_next_song_starts_by_itself_at_the_end(tmp_path: Path) -> None:
-    app = queue_app(tmp_path, index=0)
+
+async def test_the_next_song_follows_without_a_gap(tmp_path: Path) -> None:
+    app = make_app(tmp_path, ab=False, songs=SONGS)
     async with app.run_test(size=(120, 30)) as pilot:
-        app.player.seek_to(app.player.duration_s - 0.2)
-        for _ in range(60):
-            await pilot.pause(0.05)
-            if not app.is_running:
-                break
-    assert app.go_to == 1
+        first = app.player
+        await until(pilot, lambda: app.next is not None)  # prepared once the first is separated
+        index, following = app.next  # type: ignore[misc]
+        assert index == 1 and app.session.transport.queued == following.song.song
+        await until(pilot, lambda: following.separation_state == "separated")  # separated ahead
+        assert "separated ahead" in app.queue.states[1]
+        first.seek_to(first.duration_s - 0.3)
+        await until(pilot, lambda: app.player is following)
+        assert app.player.position_s < 1.0 and app.player.playing and app.queue.index == 1
+        assert first.song.song not in app.session.players
+        line = app.query_one("#song").render()
+        assert "2/3" in getattr(line, "plain", str(line)) and "song.flac" in getattr(line, "plain", str(line))
+
+
+async def test_a_song_that_cannot_be_opened_is_skipped_with_a_notice(tmp_path: Path) -> None:
+    from tuiplayer.errors import TuiplayerError
+    from tuiplayer.player.app import SongQueue
+
+    def loader(path: Path) -> Audio:
+        if path.name == "song.flac":
+            raise TuiplayerError("song.flac: not an audio file")
+        return make_audio(path=path)
+
+    card = modelstore.resolve("unet")
+    queue = SongQueue([tmp_path / name for name in SONGS])
+    app = player_app(queue, [card], lambda _card: band_predict, loader=loader, sound=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: app.queue.states.get(1) == "could not be opened")
+        await until(pilot, lambda: any("not an audio file" in n.message for n in app._notifications))
+        await until(pilot, lambda: app.next is not None)
+        assert app.next[0] == 2  # type: ignore[index]
+        await pilot.press("greater_than_sign")
+        await until(pilot, lambda: app.player.path.name == "c.flac")
 
 
 async def test_the_song_list_opens_a_song(tmp_path: Path) -> None:
-    app = queue_app(tmp_path, index=0)
+    app = make_app(tmp_path, ab=False, songs=SONGS)
     app.queue.states[2] = "separated"
     async with app.run_test(size=(120, 30)) as pilot:
         await pilot.press("s")
@@ -488,4 +526,4 @@ async def test_the_song_list_opens_a_song(tmp_path: Path) -> None:
         text = " ".join(str(option.prompt) for option in app.screen.query_one("#song-list")._options)
         assert "1. a.flac" in text and "3. c.flac  separated" in text
         await pilot.press("down", "down", "enter")
-    assert app.go_to == 2
+        await until(pilot, lambda: app.player.path.name == "c.flac")

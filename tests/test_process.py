@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.test_output import alsa_file_home, played_through_portaudio
 from tuiplayer.assets import DEMO_DIR
@@ -18,17 +19,20 @@ from tuiplayer.config import SIGNAL
 from tuiplayer.playback.mixer import Mixer, MixSnapshot
 from tuiplayer.playback.output import BLOCK_FRAMES
 from tuiplayer.playback.process import (
+    ENDED,
     POSITION,
     SEEK_COUNT,
+    SEEK_SONG,
     SEEK_TARGET,
     SEQUENCE,
+    SONG,
     SOUND_RT_PRIORITY,
     STALL_S,
     ControlledMixer,
     new_control,
     write_snapshot,
 )
-from tuiplayer.stems import StemBuffers
+from tuiplayer.stems import SharedSong, StemBuffers
 
 N = SIGNAL.sample_rate
 
@@ -45,14 +49,15 @@ def test_the_child_takes_snapshots_and_seeks_from_the_control_array() -> None:
     buffers.stored[...] = stems[..., :3]
     buffers.frames_ready[...] = True
     control = new_control()
-    source = ControlledMixer(Mixer(audio, [buffers]), control)
+    source = ControlledMixer(control, Mixer(audio, [buffers]), song=0)
     out = np.empty((BLOCK_FRAMES, 2), dtype=np.float32)
 
     source.fill(out)  # the default snapshot: the song
     np.testing.assert_allclose(out, audio[:BLOCK_FRAMES], atol=1e-3)
     assert control[POSITION] == BLOCK_FRAMES
 
-    write_snapshot(control, MixSnapshot(gains=(0.0, 1.0, 1.0, 1.0)))  # vocals muted
+    write_snapshot(control, MixSnapshot(gains=(0.5, 0.5, 0.5, 0.5)), 7)  # for another song: not taken
+    write_snapshot(control, MixSnapshot(gains=(0.0, 1.0, 1.0, 1.0)), 0)  # vocals muted
     source.fill(out)  # (the ramp)
     source.fill(out)
     expected = audio[2 * BLOCK_FRAMES : 3 * BLOCK_FRAMES] - buffers.stored[2 * BLOCK_FRAMES : 3 * BLOCK_FRAMES, :, 0]
@@ -64,14 +69,73 @@ def test_the_child_takes_snapshots_and_seeks_from_the_control_array() -> None:
     source.fill(out)
     assert out.any() and source.mixer.snapshot.gains == (0.0, 1.0, 1.0, 1.0)
     control[SEQUENCE] -= 1
-    write_snapshot(control, MixSnapshot(gains=(0.0, 1.0, 1.0, 1.0)))
+    write_snapshot(control, MixSnapshot(gains=(0.0, 1.0, 1.0, 1.0)), 0)
 
-    control[SEEK_TARGET] = 10_000
+    control[SEEK_TARGET], control[SEEK_SONG] = 10_000, 0
     control[SEEK_COUNT] += 1
     source.fill(out)
     assert control[POSITION] == 10_000 + BLOCK_FRAMES
     source.fill(out)  # a seek is taken once
     assert control[POSITION] == 10_000 + 2 * BLOCK_FRAMES
+    control[SEEK_TARGET], control[SEEK_SONG] = 0, 7  # a seek in another song: not taken
+    control[SEEK_COUNT] += 1
+    source.fill(out)
+    assert control[POSITION] == 10_000 + 3 * BLOCK_FRAMES and control[SONG] == 0
+
+
+def test_a_queued_song_follows_the_playing_one_without_a_gap() -> None:
+    """The last sample of one song is followed by the first of the next, in the same buffer,
+    at the next song's own mix; asked to play another, the source jumps to it at once."""
+    first, second = (np.random.default_rng(seed).uniform(-0.5, 0.5, (n, 2)).astype(np.float32)
+                     for seed, n in ((1, 3000), (2, 5000)))
+    control = new_control()
+    source = ControlledMixer(control, Mixer(first, []), song=0)
+    separated = StemBuffers.zeros(len(second))
+    separated.frames_ready[...] = True  # (gains apply where there are stems)
+    source.queue(1, Mixer(second, [separated]), MixSnapshot(gains=(0.5,) * 4))
+    out = np.empty((1024, 2), dtype=np.float32)
+    heard = []
+    for _ in range(4):
+        source.fill(out)
+        heard.append(out.copy())
+    heard = np.concatenate(heard)
+    np.testing.assert_array_equal(heard[:3000], first)
+    np.testing.assert_allclose(heard[3000:4096], 0.5 * second[:1096], atol=1e-6)  # at its mix from its first sample
+    assert control[SONG] == 1 and control[POSITION] == 4 * 1024 - 3000 and not control[ENDED]
+    assert source.held == {1}
+
+    source.play(0, Mixer(first, []), MixSnapshot(), 1000)  # (another thread asks; taken at the next buffer)
+    source.fill(out)
+    np.testing.assert_array_equal(out, first[1000:2024])
+    assert control[SONG] == 0 and control[POSITION] == 2024
+
+
+def test_a_song_handed_to_a_running_process_is_shared_both_ways() -> None:
+    """A SharedSong made after the fork reaches the child through its pipe: the child reads the
+    audio and writes stems that this process sees."""
+    import multiprocessing
+
+    from tuiplayer.stems import receive_song, send_song
+
+    def child(connection) -> None:
+        _, song = receive_song(connection)
+        song.stems[0].stored[:, :, 0] = song.audio  # the vocals: the song itself
+        song.stems[0].frames_ready[...] = True
+        connection.send(float(song.audio.sum()))
+
+    parent, child_end = multiprocessing.get_context("fork").Pipe()
+    process = multiprocessing.get_context("fork").Process(target=child, args=(child_end,))
+    process.start()
+    try:
+        audio, _ = song_and_stems()
+        song = SharedSong.create(3, audio, 2)
+        send_song(parent, ("add", 3), song)
+        assert parent.poll(10) and parent.recv() == pytest.approx(float(audio.sum()), rel=1e-5)
+        assert song.stems[0].complete and not song.stems[1].complete
+        np.testing.assert_allclose(song.stems[0].stored[:, :, 0], audio, atol=1e-3)
+        song.close()
+    finally:
+        process.join(10)
 
 
 def test_the_sound_process_plays_the_remix_through_portaudio(tmp_path: Path) -> None:
@@ -83,12 +147,12 @@ def test_the_sound_process_plays_the_remix_through_portaudio(tmp_path: Path) -> 
         "import time, numpy as np; from tuiplayer.audio.io import load; from tuiplayer.assets import DEMO_DIR\n"
         "from tuiplayer.playback.mixer import MixSnapshot\n"
         "from tuiplayer.playback.transport import Transport\n"
-        "from tuiplayer.stems import StemBuffers\n"
-        "song = load(DEMO_DIR / 'mixture.flac').samples\n"
-        "buffers = StemBuffers.zeros(len(song), shared=True)\n"
-        "transport = Transport(song, [buffers])\n"
-        "transport.snapshot = MixSnapshot(playing=False)\n"
+        "from tuiplayer.stems import SharedSong\n"
+        "transport = Transport()\n"
         "transport.start()\n"
+        "shared = SharedSong.create(0, load(DEMO_DIR / 'mixture.flac').samples, 1)\n"
+        "song, buffers = shared.audio, shared.stems[0]\n"
+        "transport.play(shared, MixSnapshot(playing=False))\n"
         "assert transport.pid is not None, transport.error\n"
         "assert transport.description.startswith('default, ') and transport.description.endswith(' ms')\n"
 
@@ -115,11 +179,12 @@ def _player_playing(tmp_path: Path) -> tuple[subprocess.Popen, int]:
     env, _ = alsa_file_home(tmp_path)
     code = (
         "import time; from tuiplayer.audio.io import load; from tuiplayer.assets import DEMO_DIR\n"
+        "from tuiplayer.playback.mixer import MixSnapshot\n"
         "from tuiplayer.playback.transport import Transport\n"
-        "from tuiplayer.stems import StemBuffers\n"
-        "song = load(DEMO_DIR / 'mixture.flac').samples\n"
-        "transport = Transport(song, [StemBuffers.zeros(len(song), shared=True)])\n"
+        "from tuiplayer.stems import SharedSong\n"
+        "transport = Transport()\n"
         "transport.start()\n"
+        "transport.play(SharedSong.create(0, load(DEMO_DIR / 'mixture.flac').samples, 1), MixSnapshot())\n"
         "print(transport.pid, flush=True)\n"
         "time.sleep(60)\n"
     )
@@ -182,9 +247,9 @@ def test_a_playhead_that_stands_still_while_playing_is_a_stalled_output() -> Non
     assert not process.stalled()  # (first look)
     process._moved = (control[POSITION], time.monotonic() - STALL_S - 0.1)
     assert process.stalled()  # playing, and the playhead still for longer than STALL_S
-    write_snapshot(control, MixSnapshot(playing=False))
+    write_snapshot(control, MixSnapshot(playing=False), 0)
     assert not process.stalled()  # paused: standing still is right
-    write_snapshot(control, MixSnapshot())
+    write_snapshot(control, MixSnapshot(), 0)
     control[POSITION] = 1000
     assert not process.stalled()  # moving
 
@@ -195,9 +260,7 @@ def test_the_latency_asked_for_is_the_latency_played(tmp_path: Path) -> None:
     played_through_portaudio(tmp_path, (
         "import numpy as np\n"
         "from tuiplayer.playback.transport import Transport\n"
-        "from tuiplayer.stems import StemBuffers\n"
-        "song = np.zeros((44100, 2), np.float32)\n"
-        "transport = Transport(song, [StemBuffers.zeros(len(song), shared=True)])\n"
+        "transport = Transport()\n"
         "transport.start(latency=0.3)\n"
         "ms = float(transport.description.split(', ')[-1].removesuffix(' ms'))\n"
         "assert 300 <= ms < 400, transport.description\n"

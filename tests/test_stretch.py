@@ -30,17 +30,17 @@ class Callback:
 
     def __init__(self, audio: np.ndarray) -> None:
         self.control = new_control()
-        self.source = stretch.Stretched(ControlledMixer(Mixer(audio, []), self.control))
+        self.source = stretch.Stretched(ControlledMixer(self.control, Mixer(audio, []), song=0))
         self.out: list[np.ndarray] = []
         self.positions: list[int] = []
 
     def set(self, **fields: object) -> None:
-        write_snapshot(self.control, MixSnapshot(**fields))  # type: ignore[arg-type]
+        write_snapshot(self.control, MixSnapshot(**fields), 0)  # type: ignore[arg-type]
 
     def seek(self, sample: int) -> None:
-        from tuiplayer.playback.process import SEEK_COUNT, SEEK_TARGET
+        from tuiplayer.playback.process import SEEK_COUNT, SEEK_SONG, SEEK_TARGET
 
-        self.control[SEEK_TARGET] = sample
+        self.control[SEEK_TARGET], self.control[SEEK_SONG] = sample, 0
         self.control[SEEK_COUNT] += 1
 
     def run(self, buffers: int) -> np.ndarray:
@@ -166,8 +166,8 @@ def test_the_silent_clock_keeps_song_time_at_the_tempo() -> None:
     import time
 
     control = new_control()
-    write_snapshot(control, MixSnapshot(tempo=0.5))
-    clock = SilentClock(ControlledMixer(Mixer(tone(440, 30), []), control))
+    write_snapshot(control, MixSnapshot(tempo=0.5), 0)
+    clock = SilentClock(ControlledMixer(control, Mixer(tone(440, 30), []), song=0))
     try:
         time.sleep(0.2)
         start, began = control[POSITION], time.perf_counter()

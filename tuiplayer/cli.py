@@ -56,12 +56,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_play(args: argparse.Namespace) -> int:
     """Open songs in the player (`tuiplayer FILE_OR_FOLDER_OR_M3U...` is the same): one after
-    another, `>` and `<` to move, the next starting by itself at the end of one."""
+    another without a gap, `>` and `<` to move."""
     from tuiplayer import modelstore, playlist
-    from tuiplayer.audio.io import load
+    from tuiplayer.nn.runtime import load_for_player
     from tuiplayer.playback import stretch
-    from tuiplayer.player.app import SongQueue
+    from tuiplayer.playback.output import LATENCY_S, AudioDeviceError
+    from tuiplayer.player.app import SongQueue, make_app
     from tuiplayer.player.keys import load_keymap
+    from tuiplayer.separation.cache import StemCache
 
     keymap = load_keymap()
     if (args.tempo is not None or args.pitch is not None) and not args.no_audio and not stretch.available():
@@ -72,56 +74,22 @@ def cmd_play(args: argparse.Namespace) -> int:
         cards.append(modelstore.resolve(partner))
     songs = playlist.expand(args.files)
     queue = SongQueue(songs.paths, notices=list(songs.notices))
-    step = 1
-    while True:
-        path = queue.paths[queue.index]
-        try:
-            audio = load(path)
-        except TuiplayerError as error:
-            if len(queue.paths) == 1:
-                raise
-            queue.states[queue.index] = "could not be opened"
-            queue.notices.append(str(error))
-            target = queue.index + step  # skip it, in the direction the listener was going
-            if not 0 <= target < len(queue.paths) or all(
-                    queue.states.get(i) == "could not be opened" for i in range(len(queue.paths))):
-                for notice in queue.notices:
-                    print(f"tuiplayer: {notice}", file=sys.stderr)
-                return error.exit_code
-            queue.index = target
-            continue
-        app = _play_song(args, path, audio, cards, keymap, queue)
-        if app.go_to is None:
-            return int(app.return_code or 0)
-        step = 1 if app.go_to > queue.index else -1
-        queue.index = app.go_to
-
-
-def _play_song(args: argparse.Namespace, path: Path, audio: Any, cards: list[Any], keymap: dict[str, str],
-               queue: Any) -> Any:
-    """One song's player screen, until it ends (quit, or another song asked for: app.go_to)."""
-    from tuiplayer.nn.runtime import load_for_player
-    from tuiplayer.playback.output import LATENCY_S
-    from tuiplayer.player.app import make_app
-    from tuiplayer.separation.cache import StemCache
-
     with _native_stderr_to_log():
-        # the separation and sound processes fork now, before the screen's threads start
-        app = make_app(path, audio, cards, load_for_player, device=args.device, sound=not args.no_audio,
+        # the separation and sound processes fork now, before any song is decoded and before
+        # the screen's threads start
+        app = make_app(queue, cards, load_for_player, device=args.device, sound=not args.no_audio,
                        cache=StemCache(), keymap=keymap, mute=tuple(STEMS.index(stem) for stem in args.mute or ()),
-                       queue=queue, latency=args.latency or LATENCY_S, tempo=args.tempo, semitones=args.pitch)
+                       latency=args.latency or LATENCY_S, tempo=args.tempo, semitones=args.pitch)
         try:
-            wrong_device = args.device is not None and app.player.transport.error is not None
+            wrong_device = args.device is not None and app.session.transport.error is not None
             if not wrong_device:
                 app.startup_probe = bool(os.environ.get("TUIPLAYER_STARTUP_PROBE"))
                 app.run(headless=app.startup_probe)
         finally:
-            app.player.close()
+            app.session.close()
     if wrong_device:  # one line before the screen opens
-        from tuiplayer.playback.output import AudioDeviceError
-
-        raise AudioDeviceError(str(app.player.transport.error))
-    return app
+        raise AudioDeviceError(str(app.session.transport.error))
+    return int(app.return_code or 0)
 
 
 @contextlib.contextmanager

@@ -14,14 +14,25 @@ mixer applies it in its formula (playback.mixer); the cache keeps only what `sto
 
 Audio is final where every STFT frame overlapping it is (`ready`): the separation only ever
 writes samples that are not ready yet, so a reader of ready samples never races the writer
-and needs no lock. Buffers made with `shared=True` live in anonymous shared memory, made
-before the processes fork: a write in one is seen by the others.
+and needs no lock. Buffers made with `shared=True` live in shared memory: a write in one
+process is seen by the others.
+
+A song's audio and its stems for each model travel together as a `SharedSong`: made in the
+screen's process, handed to the sound and separation processes while they run (`send_song`,
+`receive_song`: the memory's file descriptors go over their pipe), so that those processes
+live for the whole session while songs come and go. Its memory is freed when the last
+process lets go of it: only the songs a process holds cost memory.
 """
 
 from __future__ import annotations
 
 import mmap
+import os
+import socket
+import tempfile
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +48,24 @@ def shared_zeros(shape: tuple[int, ...], dtype: type | np.dtype) -> np.ndarray:
     writes to it, and this process the child's. Untouched pages cost no memory."""
     count = int(np.prod(shape))
     buffer = mmap.mmap(-1, max(1, count * np.dtype(dtype).itemsize))  # MAP_SHARED | MAP_ANONYMOUS
+    return np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)
+
+
+def _memory_file(size: int) -> int:
+    """A file descriptor of `size` zeroed bytes that live in memory only (a memfd; elsewhere an
+    unlinked temporary file), closed in children that exec (ffmpeg must not hold songs)."""
+    if hasattr(os, "memfd_create"):
+        descriptor = os.memfd_create("tuiplayer-song", os.MFD_CLOEXEC)
+    else:  # (macOS)
+        with tempfile.TemporaryFile() as file:
+            descriptor = os.dup(file.fileno())
+    os.ftruncate(descriptor, max(1, size))
+    return descriptor
+
+
+def _map(descriptor: int, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    count = int(np.prod(shape))
+    buffer = mmap.mmap(descriptor, max(1, count * dtype.itemsize))  # MAP_SHARED (mmap keeps its own descriptor)
     return np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)
 
 
@@ -112,3 +141,66 @@ def stem(audio: np.ndarray, stored: np.ndarray, index: int) -> np.ndarray:
     if index < stored.shape[-1]:
         return stored[..., index].astype(np.float32)
     return audio - stored.astype(np.float32).sum(axis=-1)
+
+
+class SharedSong:
+    """One song as the session's processes share it: `audio` (n_samples, channels) float32 and
+    one `StemBuffers` per model, each array in memory of its own that can be handed to a
+    running process (send_song). song: the session's number for it."""
+
+    def __init__(self, song: int, arrays: list[np.ndarray], descriptors: list[int]) -> None:
+        self.song = song
+        self.audio = arrays[0]
+        self.stems = [StemBuffers(stored, ready) for stored, ready in zip(arrays[1::2], arrays[2::2], strict=True)]
+        self._arrays = arrays
+        self._descriptors = descriptors
+
+    @staticmethod
+    def create(song: int, samples: np.ndarray, n_models: int) -> SharedSong:
+        """The song's samples (n_samples, channels) copied into shared memory, and empty stems for
+        n_models models."""
+        n, channels = samples.shape
+        layout = [((n, channels), np.dtype(np.float32))]
+        stems = [((n, channels, STORED_STEMS), np.dtype(np.float16)), ((n_frames_for(n),), np.dtype(np.bool_))]
+        layout += stems * n_models
+        descriptors = [_memory_file(int(np.prod(shape)) * dtype.itemsize) for shape, dtype in layout]
+        arrays = [_map(d, shape, dtype) for d, (shape, dtype) in zip(descriptors, layout, strict=True)]
+        arrays[0][...] = samples
+        return SharedSong(song, arrays, descriptors)
+
+    def layout(self) -> list[tuple[tuple[int, ...], str]]:
+        return [(a.shape, a.dtype.str) for a in self._arrays]
+
+    def close(self) -> None:
+        """Let go of the descriptors (the memory lives on while any process maps it)."""
+        for descriptor in self._descriptors:
+            os.close(descriptor)
+        self._descriptors = []
+
+
+def send_song(connection: Connection, message: Any, song: SharedSong | None = None) -> None:
+    """Send `message` down a pipe made by multiprocessing (a Unix socket pair), with `song`'s
+    memory when given: receive_song takes both in the same order."""
+    connection.send((message, None if song is None else (song.song, song.layout())))
+    if song is not None:
+        with socket.socket(fileno=os.dup(connection.fileno())) as channel:
+            socket.send_fds(channel, [b"s"], song._descriptors)
+
+
+def receive_song(connection: Connection) -> tuple[Any, SharedSong | None]:
+    """The next message sent by send_song, and its song mapped into this process (or None).
+    EOFError when the other end is closed."""
+    message, header = connection.recv()
+    if header is None:
+        return message, None
+    number, layout = header
+    with socket.socket(fileno=os.dup(connection.fileno())) as channel:
+        _, descriptors, _, _ = socket.recv_fds(channel, 1, len(layout))
+    if len(descriptors) != len(layout):
+        raise EOFError("a song's memory was lost on the way")
+    try:
+        arrays = [_map(d, tuple(shape), np.dtype(dtype)) for d, (shape, dtype) in zip(descriptors, layout, strict=True)]
+    finally:
+        for descriptor in descriptors:
+            os.close(descriptor)
+    return message, SharedSong(number, arrays, [])

@@ -102,13 +102,19 @@ class Mixer:
     def fill(self, out: np.ndarray) -> bool:
         """Write the next len(out) frames (frames, 2) float32 into out; always True (the stream
         stays open at the song's end, playing silence)."""
+        self.play(out)
+        return True
+
+    def play(self, out: np.ndarray) -> int:
+        """Write the next len(out) frames (frames, 2) float32 into out: how many came from the
+        song (fewer than len(out) where it ended in this buffer: silence after it)."""
         if self.seek_to is not None:
             self.position, self.seek_to = min(max(self.seek_to, 0), len(self.audio)), None
             self.ended = False
         snapshot = self.snapshot
         if not snapshot.playing or self.ended:
             out[:] = 0.0
-            return True
+            return 0
         # this buffer ramps the gains from where the last one ended to the snapshot's, and
         # cross-fades from the last buffer's model to the snapshot's
         self._from[:] = self._gains
@@ -124,13 +130,21 @@ class Mixer:
             if count <= 0:  # the end of the song
                 out[done:] = 0.0
                 self.ended = True
-                return True
+                return done
             self._render(out[done : done + count], done, total)
             self.position += count
             done += count
             if looping and self.position == stop:
                 self.position = loop[0]  # type: ignore[index]
-        return True
+        if self.position == len(self.audio):  # (ended exactly here: a next song starts in the next buffer)
+            self.ended = True
+        return done
+
+    def settle(self) -> None:
+        """Play the snapshot's gains from the first frame on, without a ramp (a song that
+        starts after another starts at its own mix)."""
+        self._gains[:] = self.snapshot.gains
+        self._model = self.snapshot.model
 
     def _render(self, out: np.ndarray, offset: int, total: int) -> None:
         """Frames position … position+len(out) of the remix into out: frames offset … offset +

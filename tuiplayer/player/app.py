@@ -1,9 +1,15 @@
-"""The player's screen: a Textual app over a `Player` (see core.py).
+"""The player's screen: a Textual app over a `Session` and its current `Player` (see core.py).
 
-The app reads the player's state on a timer (15 times a second) and sets its widgets'
+The app reads the player's state on a timer (10 times a second) and sets its widgets'
 attributes; keys call the player's actions. What the separation process says (model loaded,
-blocks done, errors) is taken on the same timer (`Player.poll`) and turned into notices.
-`make_app` is the one way to open the player: the command line, the tests and the bench use it.
+blocks done, errors) is taken on the same timer (`Session.poll`) and turned into notices.
+
+Songs: the next one of the session is decoded in a worker thread once the current one is
+separated (or PREPARE_S before its end), opened in the session (separated ahead) and queued
+behind the current one, so that it follows it without a gap; the screen then follows the sound
+into it. `>`, `<` and the song list play another song at once (decoded first where it is not
+open). `make_app` is the one way to open the player: the command line, the tests and the bench
+use it.
 """
 
 from __future__ import annotations
@@ -28,19 +34,19 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from tuiplayer.audio.io import Audio
+from tuiplayer.audio.io import Audio, load
 from tuiplayer.config import SIGNAL, STEMS
 from tuiplayer.errors import TuiplayerError
 from tuiplayer.files import describe_os_error
 from tuiplayer.modelstore import ModelCard
 from tuiplayer.playback.output import LATENCY_S
 from tuiplayer.player import recall
-from tuiplayer.player.core import GAIN_STEP_DB, Player, format_time
+from tuiplayer.player.core import GAIN_STEP_DB, Player, Session, format_time
 from tuiplayer.player.keys import KEYS, display
 from tuiplayer.player.spectrum import SpectrumColumns
 from tuiplayer.player.widgets import Spectrogram, StemStrip, TextLine, Transport
 from tuiplayer.separation.cache import StemCache
-from tuiplayer.separation.engine import AheadFailed, AheadProgress, AheadReady, Failed, Finished, FromCache, Notice
+from tuiplayer.separation.engine import Failed, Finished, FromCache, Notice
 from tuiplayer.separation.process import Stopped
 from tuiplayer.separation.separator import Predict
 
@@ -51,6 +57,10 @@ SPECTROGRAM_HOPS_PER_COLUMN = 8
 """Each spectrogram column is 6 hops (139 ms): 80 columns show 11 s, and the view scrolls one
 column about 7 times a second. It is redrawn only when it scrolls (or its source changes):
 redrawing a 120-column spectrogram costs the screen's thread ~0.15 s a second at 15 Hz."""
+PREPARE_S = 30.0
+"""The next song is decoded and queued at the latest this long (song time) before the current
+one ends, else as soon as the current one is separated."""
+UNREADABLE = "could not be opened"
 
 
 class HelpScreen(ModalScreen[None]):
@@ -150,33 +160,44 @@ class ConfirmScreen(ModalScreen[bool]):
 @dataclass
 class SongQueue:
     """The songs of a session (tuiplayer FILE_OR_FOLDER_OR_M3U...) and where the player is in
-    them; states: what the player knows of each song it has opened ("separated", "58 %", …)."""
+    them; states: what the player knows of each song ("separated", "58 % separated", …)."""
 
     paths: list[Path]
     index: int = 0
     states: dict[int, str] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
 
+    def following(self, index: int | None = None) -> int | None:
+        """The song after `index` (default: the current one) that may open, or None."""
+        start = self.index if index is None else index
+        return next((i for i in range(start + 1, len(self.paths)) if self.states.get(i) != UNREADABLE), None)
+
     @property
     def has_next(self) -> bool:
-        return self.index + 1 < len(self.paths)
+        return self.following() is not None
 
 
-def make_app(path: Path, audio: Audio, cards: list[ModelCard], load_model: Callable[[ModelCard], Predict], *,
-             device: int | str | None = None, sound: bool = True, cache: StemCache | None = None,
-             keymap: dict[str, str] | None = None, mute: tuple[int, ...] = (),
-             memory: Path | None = None, queue: SongQueue | None = None,
-             latency: float = LATENCY_S, tempo: float | None = None, semitones: int | None = None) -> PlayerApp:
-    """The player on one song, its separation and sound processes started (forked here, before
-    the screen's threads): cards are the active model and its optional A/B partner, load_model
-    makes a card's Predict in the separation process; mute, tempo, semitones: asked for from the
-    start; else the song comes back as it was left (player.recall; memory: its folder, default
-    the XDG one)."""
-    following = queue.paths[queue.index + 1] if queue is not None and queue.has_next else None
-    player = Player(path, audio, cards, load_model, cache=cache, following=following)
-    player.start(device, sound, latency)
-    key = player.content
-    remembered = recall.recall(key, player.duration_s, memory)
+def make_app(songs: list[Path] | SongQueue, cards: list[ModelCard], load_model: Callable[[ModelCard], Predict], *,
+             loader: Callable[[Path], Audio] = load, device: int | str | None = None, sound: bool = True,
+             cache: StemCache | None = None, keymap: dict[str, str] | None = None, mute: tuple[int, ...] = (),
+             memory: Path | None = None, latency: float = LATENCY_S, tempo: float | None = None,
+             semitones: int | None = None) -> PlayerApp:
+    """The player on a session's songs: its sound and separation processes are forked first
+    (before any song is decoded and before the screen's threads), then the first song that
+    `loader` can decode plays (songs that cannot are skipped, each with a notice; none at all
+    is a TuiplayerError). cards: the active model and its optional A/B partner; load_model
+    makes a card's Predict in the separation process; mute, tempo, semitones: asked for from
+    the start; else a song comes back as it was left (player.recall; memory: its folder,
+    default the XDG one)."""
+    queue = songs if isinstance(songs, SongQueue) else SongQueue(list(songs))
+    session = Session(cards, load_model, cache=cache)
+    session.start(device, sound, latency)
+    try:
+        player = _open_first(session, queue, loader)
+    except TuiplayerError:
+        session.close()
+        raise
+    remembered = recall.recall(player.content, player.duration_s, memory)
     if remembered is not None:
         player.restore(remembered)
     for stem in mute:  # asked for now: over what was remembered
@@ -185,7 +206,27 @@ def make_app(path: Path, audio: Audio, cards: list[ModelCard], load_model: Calla
     if tempo is not None or semitones is not None:
         player.set_speed(player.tempo if tempo is None else tempo,
                          player.semitones if semitones is None else semitones)
-    return PlayerApp(player, keymap=keymap, song_key=key, memory=memory, queue=queue)
+    session.play(player)
+    return PlayerApp(session, player, keymap=keymap, memory=memory, queue=queue, loader=loader)
+
+
+def _open_first(session: Session, queue: SongQueue, loader: Callable[[Path], Audio]) -> Player:
+    """The first song from queue.index on that decodes, opened in the session."""
+    error: TuiplayerError | None = None
+    for index in range(queue.index, len(queue.paths)):
+        try:
+            audio = loader(queue.paths[index])
+        except TuiplayerError as failure:
+            error = failure
+            queue.states[index] = UNREADABLE
+            queue.notices.append(str(failure))
+            continue
+        queue.index = index
+        return session.open(queue.paths[index], audio)
+    assert error is not None
+    if len(queue.paths) == 1:
+        raise error
+    raise TuiplayerError(f"none of the {len(queue.paths)} songs could be opened (the last: {error})")
 
 
 class PlayerApp(App[int]):
@@ -199,14 +240,19 @@ class PlayerApp(App[int]):
         for key in KEYS
     ]
 
-    def __init__(self, player: Player, *, keymap: dict[str, str] | None = None, song_key: str | None = None,
-                 memory: Path | None = None, queue: SongQueue | None = None) -> None:
+    def __init__(self, session: Session, player: Player, *, keymap: dict[str, str] | None = None,
+                 memory: Path | None = None, queue: SongQueue | None = None,
+                 loader: Callable[[Path], Audio] = load) -> None:
         super().__init__()
+        self.session = session
         self.player = player
-        self.song_key, self.memory = song_key, memory
+        """The current song (the one the sound plays or is about to)."""
+        self.memory = memory
         self.queue = queue or SongQueue([player.path])
-        self.go_to: int | None = None
-        """The song to open next when this screen ends (None: the player ends)."""
+        self.loader = loader
+        self.next: tuple[int, Player] | None = None
+        """The song prepared to follow the current one (its index in the queue), queued in the sound."""
+        self._opening: tuple[int, bool] | None = None  # (index, whether to play it at once) being decoded
         self.keymap = keymap or {}
         self.view_stem = False
         self._drawn: tuple[object, ...] = ()  # the spectrogram's (source, first column, shape) as last drawn
@@ -233,8 +279,8 @@ class PlayerApp(App[int]):
     def on_mount(self) -> None:
         if self.keymap:
             self.set_keymap(self.keymap)
-        if self.player.transport.note:
-            self.notify(self.player.transport.note, severity="warning", timeout=8)
+        if self.session.transport.note:
+            self.notify(self.session.transport.note, severity="warning", timeout=8)
         for warning in self.player.audio.source.warnings:  # e.g. a file damaged part-way
             self.notify(warning, severity="warning", timeout=10)
         for notice in self.queue.notices:  # e.g. a playlist's missing entries, a song that did not open
@@ -268,24 +314,23 @@ class PlayerApp(App[int]):
             self._refresh_state()
 
     def _refresh_state(self) -> None:
-        player = self.player
         main = self.screen_stack[0]
         self._take_events()
-        problem = player.transport.check()
+        problem = self.session.transport.check()
         if problem:
             self.notify(problem, severity="warning", timeout=10)
-        queue = self.queue
+        self._follow_songs()
+        player, queue = self.player, self.queue
         place = f"[dim]{queue.index + 1}/{len(queue.paths)}[/dim]  " if len(queue.paths) > 1 else ""
         following = ""
-        if queue.has_next:
-            ready = ", stems ready" if player.ahead == "separated ahead" else ""
-            following = f"  [dim]next: {_escape(queue.paths[queue.index + 1].name)} (>{ready})[/dim]"
-            if player.ahead:
-                queue.states[queue.index + 1] = player.ahead
+        after = queue.following()
+        if after is not None:
+            ready = ""
+            if self.next is not None and self.next[0] == after:
+                ready = ", stems ready" if self.next[1].separation_state == "separated" else ", queued"
+            following = f"  [dim]next: {_escape(queue.paths[after].name)} (>{ready})[/dim]"
         self._show(main, "#song", f"{place}[b]{_escape(player.path.name)}[/b]  {format_time(player.duration_s)}  "
                    f"[dim]{player.audio.source.sample_rate} Hz, {player.audio.source.channels} ch[/dim]{following}")
-        if player.ended and player.playing and queue.has_next and self.go_to is None:
-            self._open(queue.index + 1)  # the next song starts by itself
         self._show(main, "#models", self._models_line())
         gains, soloing = player.gains_db, any(player.soloed)
         levels = player.levels()
@@ -367,14 +412,13 @@ class PlayerApp(App[int]):
         screen.query_one(selector, TextLine).text = text
 
     def _take_events(self) -> None:
-        for event in self.player.poll():
-            if isinstance(event, AheadProgress | AheadReady):
-                continue  # (the song list and the song line say it)
-            if isinstance(event, AheadFailed):
-                logging.getLogger(__name__).warning("%s: not separated ahead (%s)", event.path, event.message)
-                continue
+        for player, event in self.session.poll():
             if isinstance(event, Stopped):
                 self.notify(f"{event.message} — playing the original mix", severity="error", timeout=10)
+                continue
+            if player is not self.player:  # the next song, separated ahead: the song line says it
+                if isinstance(event, Failed):
+                    logging.getLogger(__name__).warning("%s: not separated ahead (%s)", player, event.message)
                 continue
             name = event.model.split(":", 1)[-1]
             if isinstance(event, Failed):
@@ -385,6 +429,111 @@ class PlayerApp(App[int]):
                 self.notify(f"{name}: stems from the cache", timeout=3)
             elif isinstance(event, Finished):
                 self.notify(f"{name}: the whole song is separated", timeout=3)
+
+    # ---- songs -------------------------------------------------------------------------------
+    def _follow_songs(self) -> None:
+        """Keep the queue's states, follow the sound into the next song, prepare the next one."""
+        queue, player = self.queue, self.player
+        queue.states[queue.index] = player.separation_state
+        if self.next is not None:
+            index, following = self.next
+            state = following.separation_state
+            queue.states[index] = state if state == "not separated" else f"{state} ahead"
+            if self.session.transport.moved_on():  # the sound went on into it, without a gap
+                self._adopt(index, following)
+                return
+        after = queue.following()
+        if after is None or self._opening is not None:
+            return
+        done = all(state.status in ("done", "failed") for state in player.models)
+        if self.next is None and (done or player.duration_s - player.position_s < PREPARE_S):
+            self._open(after, play=False)  # (queued after the end, it starts as soon as it is open)
+
+    def _open(self, index: int, play: bool) -> None:
+        """Decode song `index` in a worker, then play it (play) or queue it after the current one."""
+        self._opening = (index, play)
+        if play:
+            self.notify(f"opening {self.queue.paths[index].name}…", timeout=2)
+        self._decode(index)
+
+    @work(thread=True, exclusive=True, group="decode")
+    def _decode(self, index: int) -> None:
+        path = self.queue.paths[index]
+        try:
+            audio: Audio | str = self.loader(path)
+        except TuiplayerError as error:
+            audio = str(error)
+        except Exception as error:  # a song that will not open must never end the player
+            logging.getLogger(__name__).exception("cannot open %s", path)
+            audio = f"{path.name}: {type(error).__name__}: {error}"
+        self.call_from_thread(self._decoded, index, audio)
+
+    def _decoded(self, index: int, audio: Audio | str) -> None:
+        """Song `index` decoded (or why not): opened in the session, played or queued."""
+        if self._opening is None or self._opening[0] != index:
+            return  # the listener went elsewhere meanwhile
+        play = self._opening[1]
+        self._opening = None
+        if isinstance(audio, str):
+            self.queue.states[index] = UNREADABLE
+            self.notify(audio, severity="warning", timeout=10)
+            if play:  # on, in the same direction
+                step = 1 if index > self.queue.index else -1
+                target = next((i for i in range(index + step, len(self.queue.paths) if step > 0 else -1, step)
+                               if self.queue.states.get(i) != UNREADABLE), None)
+                if target is not None:
+                    self._open(target, play=True)
+            return
+        player = self.session.open(self.queue.paths[index], audio)
+        remembered = recall.recall(player.content, player.duration_s, self.memory)
+        if remembered is not None:
+            player.restore(remembered, position=play)  # (a song that follows another starts at its start)
+        if play:
+            self._drop_next()
+            self.session.play(player)
+            self._adopt(index, player)
+        else:
+            self.next = (index, player)
+            self.session.queue(player)
+
+    def _play(self, index: int) -> None:
+        """Play song `index` now: the prepared next one at once (from where it was left), else
+        once it is decoded."""
+        if self.next is not None and self.next[0] == index:
+            _, player = self.next
+            self.next = None
+            remembered = recall.recall(player.content, player.duration_s, self.memory)
+            if remembered is not None and remembered.position_s < player.duration_s - recall.END_MARGIN_S:
+                player.seek_to(remembered.position_s)
+            self.session.play(player)
+            self._adopt(index, player)
+            return
+        self._drop_next()
+        self._open(index, play=True)
+
+    def _adopt(self, index: int, player: Player) -> None:
+        """`player` (song `index`) is now the current song: the one before is remembered and let go of."""
+        previous = self.player
+        self.queue.states[self.queue.index] = previous.separation_state
+        self._remember(previous)
+        if self.next is not None and self.next[1] is player:
+            self.next = None
+        self.session.close_song(previous)
+        self.player, self.queue.index = player, index
+        self._drawn, self._columns = (), SpectrumColumns(self._columns.hop)
+        for warning in player.audio.source.warnings:
+            self.notify(warning, severity="warning", timeout=10)
+        self.refresh_bindings()
+
+    def _drop_next(self) -> None:
+        if self.next is not None:
+            self.session.close_song(self.next[1])
+            self.next = None
+
+    def _remember(self, player: Player) -> None:
+        problem = recall.remember(player.content, player.song_state(), self.memory)
+        if problem:
+            logging.getLogger(__name__).warning(problem)
 
     # ---- actions -----------------------------------------------------------------------------
     def action_toggle_play(self) -> None:
@@ -493,38 +642,24 @@ class PlayerApp(App[int]):
         if step < 0 and self.player.position_s > 3.0:
             self.player.seek_to(0.0)
             return
-        target = self.queue.index + step
-        if not 0 <= target < len(self.queue.paths):
+        queue = self.queue
+        target = queue.following() if step > 0 else next(
+            (i for i in range(queue.index - 1, -1, -1) if queue.states.get(i) != UNREADABLE), None)
+        if target is None:
             self.notify("no next song" if step > 0 else "this is the first song", timeout=3)
             return
-        self._open(target)
+        self._play(target)
 
     def action_songs(self) -> None:
-        self.push_screen(SongListScreen(self.queue, self._song_state()), self._chosen_song)
+        self.push_screen(SongListScreen(self.queue, self.player.separation_state), self._chosen_song)
 
     def _chosen_song(self, index: int | None) -> None:
         if index is not None and index != self.queue.index:
-            self._open(index)
-
-    def _open(self, index: int) -> None:
-        self.go_to = index
-        self.exit(0)
-
-    def _song_state(self) -> str:
-        state = self.player.models[self.player.active]
-        if state.status == "done":
-            return "separated"
-        if state.status == "failed":
-            return "failed"
-        return f"{100 * state.done // max(state.total, 1)} % separated" if state.total else "not separated"
+            self._play(index)
 
     def on_unmount(self) -> None:
-        self.queue.states[self.queue.index] = self._song_state()
-        if self.song_key is not None:
-            problem = recall.remember(self.song_key, self.player.song_state(), self.memory)
-            if problem:
-                logging.getLogger(__name__).warning(problem)
-        self.player.close()
+        self._remember(self.player)
+        self.session.close()
 
 
 def _freeze_garbage() -> None:

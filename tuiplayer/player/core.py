@@ -1,15 +1,23 @@
 """The player without its screen: what the keys do, and the state the screen shows.
 
-`Player` holds one open song: its audio, one `StemBuffers` per model (shared memory), the
-`Transport` (playhead, mix, and the sound process or silent clock), and the separation
-process that fills the stems (the active model and its A/B partner). Actions write the mix
-into the transport whole; the screen reads `Player`'s attributes, `levels()` and `poll()` on
-its own timer. Nothing here imports Textual or an inference runtime.
+A `Session` lasts as long as the player: the `Transport` (the song playing, its playhead and
+mix, and the sound process or silent clock) and the separation process (the active model
+and its A/B partner), both forked at launch, before any song is decoded. Songs come and go
+in it: `Session.open` puts one in shared memory and hands it to the separation; `play` plays
+one now, `queue` one to follow the playing one without a gap; `close_song` lets go of it. At
+most the song playing and the next one are open.
+
+`Player` is one open song: its audio, one `StemBuffers` per model, the mix the user set, and
+what the separation has done for it. Actions write the mix into the transport whole while it
+is the current song; the screen reads `Player`'s attributes, `levels()` and, on its timer,
+`Session.poll()`. Nothing here imports Textual or an inference runtime.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,22 +36,10 @@ from tuiplayer.playback.output import BLOCK_FRAMES, LATENCY_S
 from tuiplayer.playback.transport import Transport
 from tuiplayer.player.recall import END_MARGIN_S, SongState
 from tuiplayer.separation.cache import StemCache, content_hash
-from tuiplayer.separation.engine import (
-    AheadEvent,
-    AheadFailed,
-    AheadProgress,
-    AheadReady,
-    BlocksDone,
-    Event,
-    Failed,
-    Finished,
-    FromCache,
-    ModelReady,
-    ModelSlot,
-)
-from tuiplayer.separation.process import SeparationProcess, Stopped
+from tuiplayer.separation.engine import BlocksDone, Event, Failed, Finished, FromCache, ModelReady
+from tuiplayer.separation.process import Model, SeparationProcess, Stopped
 from tuiplayer.separation.separator import Predict
-from tuiplayer.stems import StemBuffers
+from tuiplayer.stems import SharedSong
 
 GAIN_STEP_DB = 1.5
 """One press of +/− (dB)."""
@@ -68,28 +64,105 @@ class ModelState:
     total: int = 0
 
 
-class Player:
-    """One song open for playing.
+class Session:
+    """The processes of one run of the player and the songs open in them (see the module doc).
 
-    audio: the decoded song; cards: the active model and, optionally, its A/B partner;
+    cards: the active model and, optionally, its A/B partner (the same for every song);
     load_model: card → Predict (called in the separation process, which imports the runtime);
     cache: where finished stems are kept (and found again).
     """
 
-    def __init__(
-        self,
-        path: Path,
-        audio: Audio,
-        cards: list[ModelCard],
-        load_model: Callable[[ModelCard], Predict],
-        *,
-        cache: StemCache | None = None,
-        following: Path | None = None,
-    ) -> None:
-        """following: the session's next song, separated ahead into the cache once this one is done."""
+    def __init__(self, cards: list[ModelCard], load_model: Callable[[ModelCard], Predict], *,
+                 cache: StemCache | None = None) -> None:
+        self.cards = cards
+        self.transport = Transport()
+        self.separation: SeparationProcess | None = None
+        self.players: dict[int, Player] = {}
+        """The open songs by their number (the current one, and the next one prepared)."""
+        self._load_model = load_model
+        self._cache = cache
+        self._numbers = itertools.count()
+        self._closing = threading.Lock()
+
+    def start(self, device: int | str | None = None, sound: bool = True, latency: float = LATENCY_S) -> None:
+        """Fork the sound process and the separation process: before any song is decoded (a
+        child would hold on to every page the parent held when it forked) and before any
+        thread starts (the app factory calls this first). An output named by the user that
+        cannot be opened ends the program before the screen (the command line says why):
+        then there is nothing to separate."""
+        self.transport.start(device, sound, latency)
+        if device is None or self.transport.error is None:
+            models = [Model(_model_key(i, card), card.sha256, functools.partial(self._load_model, card))
+                      for i, card in enumerate(self.cards)]
+            self.separation = SeparationProcess(models, self.transport.control, self._cache)
+
+    def open(self, path: Path, audio: Audio) -> Player:
+        """A song put in shared memory and handed to the separation (its stems start coming;
+        the song plays once `play`ed or `queue`d)."""
+        song = SharedSong.create(next(self._numbers), audio.samples, len(self.cards))
+        player = Player(path, dataclasses.replace(audio, samples=song.audio), song, self.cards, self.transport)
+        self.players[song.song] = player
+        if self.separation is not None:
+            self.separation.add(song, player.content)
+        return player
+
+    def play(self, player: Player) -> None:
+        """Play `player`'s song now, from its start position, with its mix."""
+        self.transport.play(player.song, player.snapshot(), player.start_sample)
+
+    def queue(self, player: Player) -> None:
+        """Play `player`'s song from its start right after the current one ends (gapless)."""
+        self.transport.queue(player.song, player.snapshot())
+
+    def close_song(self, player: Player) -> None:
+        """Let go of a song that is not playing: its separation stops, its memory is freed once
+        every process has let go of it."""
+        number = player.song.song
+        self.players.pop(number, None)
+        self.transport.forget(number)
+        if self.separation is not None:
+            self.separation.forget(number)
+        player.song.close()
+
+    def poll(self) -> list[tuple[Player | None, Event | Stopped]]:
+        """Take what the separation process said into its songs' state (the screen calls this
+        on its timer) and return it, with the song it is about (None: every song), for notices."""
+        if self.separation is None:
+            return []
+        taken: list[tuple[Player | None, Event | Stopped]] = []
+        for item in self.separation.events():
+            if isinstance(item, Stopped):
+                for player in self.players.values():
+                    player.separation_stopped()
+                taken.append((None, item))
+                continue
+            number, event = item
+            player = self.players.get(number)
+            if player is not None:  # (else a song let go of meanwhile)
+                player.take(event)
+                taken.append((player, event))
+        return taken
+
+    def close(self) -> None:
+        """End the sound and the separation (safe to call more than once, from any thread)."""
+        with self._closing:
+            self.transport.close()
+            if self.separation is not None:
+                self.separation.close()
+                self.separation = None
+
+
+class Player:
+    """One open song of a `Session`: path, audio (its samples in shared memory), song (its
+    memory, as the processes share it), cards (the active model and its optional partner),
+    transport (the session's: the song's mix goes there while it is the current song)."""
+
+    def __init__(self, path: Path, audio: Audio, song: SharedSong, cards: list[ModelCard],
+                 transport: Transport) -> None:
         self.path = path
         self.audio = audio
         self.samples = audio.samples
+        self.song = song
         self.content = content_hash(self.samples)
         """The song's identity (its decoded audio's hash): the stem cache's key and the key of
         what is remembered of it (player.recall); made once, here."""
@@ -105,88 +178,59 @@ class Player:
         self.loop: tuple[int, int] | None = None
         self.tempo = 1.0
         self.semitones = 0
-        # one per model, in shared memory (untouched pages cost nothing)
-        self.buffers = [StemBuffers.zeros(len(self.samples), shared=True) for _ in cards]
-        self.transport = Transport(self.samples, self.buffers)
-        self.separation: SeparationProcess | None = None
-        self._load_model = load_model
-        self._cache = cache
-        self.following = following
-        self.ahead = ""
-        """How far the following song's separation ahead has got, for the song list ("" not begun)."""
-        self._closing = threading.Lock()
-        self._publish()
+        self.buffers = song.stems
+        self.transport = transport
+        self.start_sample = 0
+        """Where the song starts when it is played (a remembered playhead), and its playhead
+        while it is not the current song."""
 
-    def start(self, device: int | str | None = None, sound: bool = True, latency: float = LATENCY_S) -> None:
-        """Fork the sound process and the separation process (before any thread starts: the
-        app factory calls this before the screen runs). An output named by the user that cannot
-        be opened ends the program before the screen (the command line says why): then there
-        is nothing to separate."""
-        self.transport.start(device, sound, latency)
-        if device is None or self.transport.error is None:
-            self.start_separation()
+    @property
+    def current(self) -> bool:
+        """Whether this is the song the transport plays (or is about to)."""
+        return self.transport.current == self.song.song
 
-    def start_separation(self) -> None:
-        """Fork the separation process: the active model first, then its partner (engine.LEAD_GOALS)."""
-        slots = [ModelSlot(self._key(i), state.card.sha256, functools.partial(self._load_model, state.card),
-                           self.buffers[i]) for i, state in enumerate(self.models)]
-        self.separation = SeparationProcess(self.samples, slots, self.transport.control, self._cache, self.content,
-                                            following=self.following)
+    def take(self, event: Event) -> None:
+        """Take one of the separation's events about this song into the models' state."""
+        state = self.models[_model_index(event.model)]
+        if isinstance(event, ModelReady):
+            state.status = "separating"
+        elif isinstance(event, BlocksDone):
+            state.status, state.done, state.total = "separating", event.done, event.total
+        elif isinstance(event, Finished | FromCache):
+            state.status = "done"
+            state.done = state.total = max(state.total, 1)
+        elif isinstance(event, Failed):
+            state.status = "failed"
 
-    def poll(self) -> list[Event | AheadEvent | Stopped]:
-        """Take what the separation process said into the models' state (the screen calls
-        this on its timer) and return it, for notices."""
-        if self.separation is None:
-            return []
-        events = self.separation.events()
-        for event in events:
-            if isinstance(event, AheadProgress):
-                self.ahead = f"{100 * event.done // max(event.total, 1)} % separated ahead"
-                continue
-            if isinstance(event, AheadReady):
-                self.ahead = "separated ahead"
-                continue
-            if isinstance(event, AheadFailed):
-                self.ahead = "not separated ahead"
-                continue
-            if isinstance(event, Stopped):
-                for state in self.models:
-                    if state.status != "done":
-                        state.status = "failed"
-                continue
-            state = self.models[self._index(event.model)]
-            if isinstance(event, ModelReady):
-                state.status = "separating"
-            elif isinstance(event, BlocksDone):
-                state.status, state.done, state.total = "separating", event.done, event.total
-            elif isinstance(event, Finished | FromCache):
-                state.status = "done"
-                state.done = state.total = max(state.total, 1)
-            elif isinstance(event, Failed):
+    def separation_stopped(self) -> None:
+        """The separation process died: every model not done has failed."""
+        for state in self.models:
+            if state.status != "done":
                 state.status = "failed"
-        return events
 
-    def close(self) -> None:
-        """End the sound and the separation (safe to call more than once, from any thread)."""
-        with self._closing:
-            self.transport.close()
-            if self.separation is not None:
-                self.separation.close()
-                self.separation = None
+    @property
+    def separation_state(self) -> str:
+        """How far the active model has got, for the song list ("separated", "58 % separated", …)."""
+        state = self.models[self.active]
+        if state.status == "done":
+            return "separated"
+        if state.status == "failed":
+            return "failed"
+        return f"{100 * state.done // max(state.total, 1)} % separated" if state.total else "not separated"
 
     # ---- what the screen reads ------------------------------------------------------------
     @property
     def position(self) -> int:
         """The playhead in samples."""
-        return self.transport.position
+        return self.transport.position if self.current else self.start_sample
 
     @property
     def position_s(self) -> float:
-        return self.transport.position / SIGNAL.sample_rate
+        return self.position / SIGNAL.sample_rate
 
     @property
     def ended(self) -> bool:
-        return self.transport.ended
+        return self.current and self.transport.ended
 
     def effective_gains(self) -> tuple[float, ...]:
         """Linear gain per stem after mute and solo."""
@@ -239,8 +283,11 @@ class Player:
         self.seek_to(self.position_s + seconds)
 
     def seek_to(self, seconds: float) -> None:
-        sample = int(min(max(seconds, 0.0), self.duration_s) * SIGNAL.sample_rate)
-        self.transport.seek(min(sample, len(self.samples)))
+        sample = min(int(min(max(seconds, 0.0), self.duration_s) * SIGNAL.sample_rate), len(self.samples))
+        if self.current:
+            self.transport.seek(sample)
+        else:
+            self.start_sample = sample
 
     def toggle_mute(self, stem: int) -> None:
         self.muted[stem] = not self.muted[stem]
@@ -295,9 +342,9 @@ class Player:
                          loop_s=None if self.loop is None else (self.loop[0] / rate, self.loop[1] / rate),
                          tempo=self.tempo, semitones=self.semitones)
 
-    def restore(self, state: SongState) -> None:
-        """Come back to a remembered state (after start(): the seek goes to the sound process).
-        A playhead left near the end starts the song over."""
+    def restore(self, state: SongState, position: bool = True) -> None:
+        """Come back to a remembered state (with its playhead unless `position` is False). A
+        playhead left near the end starts the song over."""
         rate = SIGNAL.sample_rate
         self.gains_db = [min(max(g, GAIN_MIN_DB), GAIN_MAX_DB) for g in state.gains_db]
         self.muted, self.soloed = list(state.muted), list(state.soloed)
@@ -305,7 +352,7 @@ class Player:
         if state.loop_s is not None and 0 <= state.loop_s[0] < state.loop_s[1] <= self.duration_s:
             self.loop = (int(state.loop_s[0] * rate), int(state.loop_s[1] * rate))
         self._publish()
-        if state.position_s < self.duration_s - END_MARGIN_S:
+        if position and state.position_s < self.duration_s - END_MARGIN_S:
             self.seek_to(state.position_s)
 
     def reset_mix(self) -> None:
@@ -354,17 +401,23 @@ class Player:
         return stems.complete(self.samples, buffers.stored)
 
     # ---- internals --------------------------------------------------------------------------
-    def _key(self, index: int) -> str:
-        """The session's name for model `index` (A and B may be the same model)."""
-        return f"{'AB'[index]}:{self.models[index].card.name}"
-
-    def _index(self, key: str) -> int:
-        return next(i for i in range(len(self.models)) if self._key(i) == key)
+    def snapshot(self) -> MixSnapshot:
+        """The mix as the user set it, as the sound plays it."""
+        return MixSnapshot(gains=self.effective_gains(), model=self.active, playing=self.playing, loop=self.loop,
+                           tempo=self.tempo, semitones=self.semitones)
 
     def _publish(self) -> None:
-        self.transport.snapshot = MixSnapshot(gains=self.effective_gains(), model=self.active,
-                                              playing=self.playing, loop=self.loop, tempo=self.tempo,
-                                              semitones=self.semitones)
+        if self.current:
+            self.transport.snapshot = self.snapshot()
+
+
+def _model_key(index: int, card: ModelCard) -> str:
+    """The session's name for model `index` (A and B may be the same model)."""
+    return f"{'AB'[index]}:{card.name}"
+
+
+def _model_index(key: str) -> int:
+    return "AB".index(key.split(":", 1)[0])
 
 
 def format_time(seconds: float) -> str:

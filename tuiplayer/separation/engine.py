@@ -24,7 +24,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -87,36 +86,6 @@ class Notice:
 
 
 Event = ModelReady | BlocksDone | Finished | FromCache | Failed | Notice
-
-
-@dataclass(frozen=True)
-class AheadProgress:
-    """The next song is being separated ahead (separate_ahead): done of total blocks, all models."""
-
-    path: str
-    done: int
-    total: int
-
-
-@dataclass(frozen=True)
-class AheadReady:
-    """The next song's stems are in the cache, for every model: it will open with them."""
-
-    path: str
-
-
-@dataclass(frozen=True)
-class AheadFailed:
-    """The next song could not be separated ahead (it will be when it plays); one line."""
-
-    path: str
-    message: str
-
-
-AheadEvent = AheadProgress | AheadReady | AheadFailed
-
-AHEAD_REPORT_BLOCKS = 8
-"""Separating ahead reports its progress every this many blocks."""
 
 
 LEAD_GOALS: tuple[tuple[int, float], ...] = ((0, 10.0), (1, 10.0), (0, 60.0), (1, 60.0), (0, math.inf),
@@ -268,44 +237,3 @@ class Engine:
     def _fail(self, slot: ModelSlot, message: str) -> None:
         slot.state = "failed"
         self._on_event(Failed(slot.name, message))
-
-
-def separate_ahead(path: Path, slots: list[ModelSlot], cache: StemCache, on_event: Callable[[AheadEvent], None],
-                   stop: Callable[[], bool] = lambda: False, stft: Stft | None = None) -> None:
-    """Separate the song at `path` (the next one to play) with each slot's model into the
-    cache, block by block, asking stop() between blocks: when it opens, its stems come from
-    the cache at once. The engine's models are used where they are loaded. Only this song's
-    audio and one model's stems are held meanwhile."""
-    from tuiplayer.audio.io import load
-
-    stft = stft or Stft()
-    try:
-        samples = load(path).samples
-    except TuiplayerError as error:
-        on_event(AheadFailed(str(path), str(error)))
-        return
-    content = content_hash(samples)
-    todo = [slot for slot in slots if slot.state != "failed" and not cache.has(content, slot.sha256)]
-    done = 0
-    for slot in todo:
-        song = SongSeparation(samples, stft, 4)  # (one model's at a time)
-        total = len(todo) * len(song.grid)
-        try:
-            separator = slot.separator or Separator(slot.load(), stft=stft)
-            slot.separator = separator
-            for block in range(len(song.grid)):
-                if stop():
-                    return
-                separator.run_blocks(song, [block])
-                done += 1
-                if done % AHEAD_REPORT_BLOCKS == 0:
-                    on_event(AheadProgress(str(path), done, total))
-        except Exception as error:  # reported, never a traceback (the song separates when it plays)
-            message = str(error) if isinstance(error, TuiplayerError) else f"{type(error).__name__}: {error}"
-            on_event(AheadFailed(str(path), message))
-            return
-        problem = cache.store(song.stored, content, slot.sha256)
-        if problem:
-            on_event(AheadFailed(str(path), problem))
-            return
-    on_event(AheadReady(str(path)))
