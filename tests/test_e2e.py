@@ -156,3 +156,112 @@ def wait_for_line(path: Path, prefix: str, timeout: float = 10.0) -> str:
     raise AssertionError(f"no line {prefix!r} in {path}")
 
 
+
+
+def clicked_sine(hz: float, seconds: float) -> np.ndarray:
+    """A test song (n, 2) float32: a sine at `hz` with a click (a 2 ms burst) every second."""
+    rate = SIGNAL.sample_rate
+    t = np.arange(int(seconds * rate)) / rate
+    song = 0.25 * np.sin(2 * np.pi * hz * t)
+    burst = int(0.002 * rate)
+    for second in range(int(seconds)):
+        start = second * rate + rate // 2
+        song[start : start + burst] += 0.7 * np.sign(np.sin(np.arange(burst) * 2.1))
+    return np.repeat(song[:, None], 2, axis=1).astype(np.float32)
+
+
+def sine_hz(piece: np.ndarray) -> float:
+    """The strongest frequency of a piece (n, 2), to ~0.1 Hz (a peak of a long zero-padded FFT)."""
+    mono = piece.mean(axis=1) * np.hanning(len(piece))
+    spectrum = np.abs(np.fft.rfft(mono, 1 << 20))
+    return float(np.argmax(spectrum) * SIGNAL.sample_rate / (1 << 20))
+
+
+def click_times(piece: np.ndarray) -> np.ndarray:
+    """When (s from the piece's start) the clicks are heard: bursts of the signal's steepness."""
+    rate = SIGNAL.sample_rate
+    steep = np.abs(np.diff(piece.mean(axis=1)))
+    hop = int(0.005 * rate)
+    envelope = steep[: len(steep) // hop * hop].reshape(-1, hop).max(axis=1)
+    loud = envelope > 0.3 * envelope.max()
+    starts = np.flatnonzero(loud & ~np.concatenate([[False], loud[:-1]]))
+    return starts * hop / rate
+
+
+def test_practice_tempo_pitch_and_songs_as_heard(pulse: PrivatePulse, tmp_path: Path) -> None:
+    """Issue 15 as a listener hears it: at 80 % the clicks come 1.25 s apart and the sine keeps
+    its frequency; at +2 semitones the sine is 2^(2/12) higher and the clicks keep their
+    spacing; at the end of the first song the second follows by itself without a gap; `<`
+    and `>` move between them."""
+    import soundfile
+
+    low, high = tmp_path / "1-low.wav", tmp_path / "2-high.wav"
+    soundfile.write(low, clicked_sine(440.0, 20.0), SIGNAL.sample_rate, subtype="FLOAT")
+    soundfile.write(high, clicked_sine(660.0, 12.0), SIGNAL.sample_rate, subtype="FLOAT")
+    env = {**pulse.env, "TUIPLAYER_CACHE_DIR": str(tmp_path / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    terminal = TmuxPlayer(tmp_path, env, [str(low), str(high), "--model", "unet"], size=(120, 40))
+    try:
+        terminal.wait_for("(separated)")
+        terminal.wait_for("(>, stems ready)")  # the next song, separated ahead
+        pulse.record()
+        time.sleep(1.0)  # parec is up
+        start = time.monotonic()
+        marks = {}  # what was pressed → seconds after `start`
+
+        def press(name: str, *keys: str, literal: bool = True, wait: float = 0.0) -> None:
+            terminal.keys(*keys, literal=literal)
+            marks[name] = time.monotonic() - start
+            time.sleep(wait)
+
+        press("slow", "[[[[", wait=5.5)  # 80 %
+        terminal.wait_for("[80 %, 0 st]", timeout=1)
+        press("up", "\\}}", wait=5.5)  # the song's tempo, +2 semitones
+        press("own", "\\")
+        terminal.wait_for("2/2", timeout=20)  # the second song started by itself
+        marks["second"] = time.monotonic() - start
+        time.sleep(2.0)
+        press("back", "<", wait=2.5)  # (under 3 s into it: the song before)
+        press("forward", ">", wait=2.5)
+        heard, first_heard = pulse.recording()
+        screen = terminal.screen()
+        terminal.keys("q")
+        sound_line = wait_for_line(tmp_path / "cache" / "player.log", "tuiplayer sound:")
+    finally:
+        terminal.close()
+    rate = SIGNAL.sample_rate
+    lead = start - first_heard  # recording time = time after start + lead
+
+    def piece(first_s: float, last_s: float) -> np.ndarray:
+        return heard[int((first_s + lead) * rate) : int((last_s + lead) * rate)]
+
+    slow = piece(marks["slow"] + 0.5, marks["up"])
+    assert abs(sine_hz(slow) - 440.0) < 440.0 * 0.01  # pitch kept
+    spacing = np.diff(click_times(slow))
+    assert len(spacing) >= 2 and np.allclose(spacing, 1.25, atol=0.03), spacing
+
+    up = piece(marks["up"] + 0.5, marks["own"])
+    assert abs(sine_hz(up) - 440.0 * 2 ** (2 / 12)) < 440.0 * 0.01
+    spacing = np.diff(click_times(up))
+    assert len(spacing) >= 2 and np.allclose(spacing, 1.0, atol=0.03), spacing
+
+    # the change from one song to the next: the last 440 Hz window, then 660 Hz, never silence
+    around = piece(marks["own"] + 0.5, marks["second"] + 1.0)
+    window = int(0.02 * rate)
+    windows = around[: len(around) // window * window].reshape(-1, window, 2)
+    tones = np.array([sine_hz(w) for w in windows])
+    is_high = np.abs(tones - 660) < 30
+    switch = int(np.argmax(is_high))
+    assert is_high[switch:].all() and (np.abs(tones[:switch] - 440) < 30).all(), tones
+    rms = np.sqrt((windows.mean(axis=2) ** 2).mean(axis=1))
+    assert rms[max(0, switch - 5) : switch + 5].min() > 0.1, rms  # (the sine alone: 0.18)
+    quiet = np.all(np.abs(around) < 1e-4, axis=1)  # (a sine is this near 0 for under a sample)
+    runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]]))))[::2]
+    assert runs.max(initial=0) < 4, runs  # not one gap, however short, between the songs
+
+    back = piece(marks["back"] + 0.5, marks["forward"])
+    assert abs(sine_hz(back) - 440.0) < 5
+    forward = piece(marks["forward"] + 0.5, marks["forward"] + 2.4)
+    assert abs(sine_hz(forward) - 660.0) < 5
+    assert "2/2" in screen and "2-high.wav" in screen
+    dry = [t - first_heard for t in underflow_times(sound_line) if first_heard <= t]
+    assert not dry, f"the sound ran dry at {dry} s of the recording; {sound_line}"

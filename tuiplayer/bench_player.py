@@ -126,8 +126,10 @@ class TmuxPlayer:
         subprocess.run(["tmux", "-S", self.socket, "new-session", "-d", "-x", str(size[0]), "-y", str(size[1]),
                         command], check=True, env={**os.environ, "TMUX": ""})
 
-    def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "-S", self.socket, "send-keys", *keys], check=True)
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        """Press keys by tmux's names ("left", "1"); literal: type the characters as they are
+        (for "[", "{", "\\", which tmux would read otherwise)."""
+        subprocess.run(["tmux", "-S", self.socket, "send-keys", *(["-l"] if literal else []), *keys], check=True)
 
     def screen(self) -> str:
         return subprocess.run(["tmux", "-S", self.socket, "capture-pane", "-p"], capture_output=True, text=True,
