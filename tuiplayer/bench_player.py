@@ -214,15 +214,30 @@ def status_mb(pid: int, field: str) -> float:
     return float("nan")
 
 
-def pss_mb(pid: int) -> float:
-    """Proportional set size (MB): shared pages split among the processes sharing them. The
-    kernel walks the process's memory map for it, holding its memory-map lock: never do it to
-    the sound process while it plays (in the soak, 10-s samples of it came with 1-4 underflow
+def private_pss_mb(pid: int) -> float:
+    """Proportional set size (MB) without shared memory: the process's own pages, and its share
+    of the libraries' (songs_mb counts the songs, which live in shared memory, once). The kernel
+    walks the process's memory map for it, holding its memory-map lock: never do it to the
+    sound process while it plays (in the soak, 10-s samples of it came with 1-4 underflow
     moments per 10 minutes; without them, none)."""
+    fields = {}
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+        name, _, value = line.partition(":")
+        if name in ("Pss", "Pss_Shmem"):
+            fields[name] = int(value.split()[0]) / 1024
+    return fields.get("Pss", float("nan")) - fields.get("Pss_Shmem", 0.0)
+
+
+def songs_mb(screen: int) -> float:
+    """The memory of the songs open in the player (MB): their shared-memory files, which the
+    screen's process holds open, as far as they are written (tuiplayer.stems.SharedSong)."""
+    sizes: dict[int, int] = {}  # by inode: each song's file is open more than once (mmap keeps its own)
+    for fd in Path(f"/proc/{screen}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(fd).startswith("/memfd:tuiplayer-song"):
+                status = os.stat(fd)
+                sizes[status.st_ino] = status.st_blocks * 512
+    return sum(sizes.values()) / 2**20
 
 
 @contextlib.contextmanager
@@ -525,10 +540,12 @@ def run_soak(song_s: int = 600, busy: bool = False, seed: int = 0) -> dict[str, 
         while time.monotonic() < launched + song_s:
             now = time.monotonic()
             if now >= next_sample:
-                # PSS of the screen and the separation; the sound process's own memory (RssAnon,
-                # which counts again the song's samples it shares copy-on-write with the screen)
-                sample = {role: status_mb(pid, "RssAnon") if role == "sound" else pss_mb(pid)
+                # the songs once; each process's own memory: PSS without the songs for the screen
+                # and the separation, RssAnon for the sound (never its PSS: see private_pss_mb)
+                sample = {role: status_mb(pid, "RssAnon") if role == "sound" else private_pss_mb(pid)
                           for role, pid in pids.items() if _alive(pid)}
+                if "screen" in pids and _alive(pids["screen"]):
+                    sample["songs"] = songs_mb(pids["screen"])
                 memory.append({"t_s": round(now - launched, 1), **sample, "total": sum(sample.values())})
                 next_sample += 10.0
             if now >= next_key:
@@ -618,7 +635,8 @@ def format_soak(result: dict[str, Any]) -> str:
     line = ", ".join(f"{m['t_s']:.0f} s {m['total']:.0f}" for m in samples[:: max(1, len(samples) // 8)])
     return "\n".join([
         f"Soak, {where}: a {result['song_s'] / 60:g}-minute song, {result['presses']} keys (seek, mute, A/B)",
-        f"  memory (MB; PSS of the screen and the separation, RssAnon of the sound): peak "
+        f"  memory (MB; the songs' shared memory, PSS of the screen and the separation without it, RssAnon "
+        f"of the sound): peak "
         f"{result['peak_pss_mb']:.0f}; {line}",
         f"  sound: {result['underflows']} underflows (target 0)",
     ])
