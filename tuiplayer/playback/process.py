@@ -91,15 +91,37 @@ def name_process(name: str) -> None:
         comm.write(name[:15])
 
 
-def fork_child(target: Callable[..., None], args: tuple[Any, ...], name: str) -> tuple[Any, Connection]:
-    """Fork a daemon child running target(child_end, parent_end, *args): (the process, our end
-    of its pipe). The child must close parent_end, so that our death reads as EOF there."""
-    context = multiprocessing.get_context("fork")
-    parent_end, child_end = context.Pipe()
-    process = context.Process(target=target, args=(child_end, parent_end, *args), name=name, daemon=True)
-    process.start()
-    child_end.close()
-    return process, parent_end
+class Child:
+    """A forked daemon child running target(child_end, parent_end, *args), and this process's
+    end of its pipe (a Unix socket pair: songs go down it, `send`). The child must close
+    parent_end, so that our death reads as EOF there, and end on a ("stop",) message."""
+
+    def __init__(self, target: Callable[..., None], args: tuple[Any, ...], name: str) -> None:
+        context = multiprocessing.get_context("fork")
+        parent_end, child_end = context.Pipe()
+        self._process = context.Process(target=target, args=(child_end, parent_end, *args), name=name, daemon=True)
+        self._process.start()
+        child_end.close()
+        self._connection = parent_end
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    def send(self, message: tuple[Any, ...], song: SharedSong | None = None) -> None:
+        """A message for the child, with a song's memory (stems.send_song); nothing where the
+        child is gone (its owner finds that out on its own timer)."""
+        with contextlib.suppress(OSError, ValueError):
+            send_song(self._connection, message, song)
+
+    def close(self) -> None:
+        """Ask the child to end; end it if it has not within 2 s."""
+        self.send(("stop",))
+        self._process.join(2.0)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(1.0)
+        self._connection.close()
 
 
 def new_control() -> np.ndarray:
@@ -299,14 +321,14 @@ def _obey(message: tuple[Any, ...], song: SharedSong | None, source: ControlledM
         forgotten.add(number)
 
 
-class AudioProcess:
+class AudioProcess(Child):
     """Plays the session's songs in a child process (see the module docstring), as the shared
     `control` array says. Raises AudioDeviceError (one line) when the output cannot be opened."""
 
     def __init__(self, control: np.ndarray, device: int | str | None = None, latency: float = LATENCY_S) -> None:
         self._control = control
         self._moved = (-1.0, time.monotonic())  # the playhead last seen, and since when
-        self._process, self._connection = fork_child(_serve, (control, device, latency), "tuiplayer-audio")
+        super().__init__(_serve, (control, device, latency), "tuiplayer-audio")
         problem: str | None = "the sound process did not start"
         self.description = ""
         """The output and its latency, as the child opened it (e.g. "pulse, 50 ms")."""
@@ -325,23 +347,15 @@ class AudioProcess:
 
     def play(self, song: SharedSong, snapshot: MixSnapshot, sample: int = 0) -> None:
         """Play `song` now (at its next buffer) from `sample`, with `snapshot`."""
-        self._send(("play", song.song, snapshot, sample), song)
+        self.send(("play", song.song, snapshot, sample), song)
 
     def queue(self, song: SharedSong, snapshot: MixSnapshot) -> None:
         """Play `song` from its start right after the playing song's last sample (gapless)."""
-        self._send(("queue", song.song, snapshot), song)
+        self.send(("queue", song.song, snapshot), song)
 
     def forget(self, song: int) -> None:
         """Let go of song number `song` (taken back if queued; never the one playing)."""
-        self._send(("forget", song))
-
-    def _send(self, message: tuple[Any, ...], song: SharedSong | None = None) -> None:
-        with contextlib.suppress(OSError, ValueError):  # the child is gone: stalled() says so
-            send_song(self._connection, message, song)
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
+        self.send(("forget", song))
 
     def stalled(self) -> bool:
         """Whether the sound has stopped against the user's will: the child is gone, or the
@@ -354,12 +368,3 @@ class AudioProcess:
             self._moved = (position, now)
             return False
         return now - self._moved[1] > STALL_S
-
-    def close(self) -> None:
-        """Stop the sound and the child."""
-        self._send(("stop",))
-        self._process.join(2.0)
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(1.0)
-        self._connection.close()

@@ -37,11 +37,11 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from tuiplayer.dsp.stft import Stft
-from tuiplayer.playback.process import MODEL, POSITION, SONG, fork_child, name_process
+from tuiplayer.playback.process import MODEL, POSITION, SONG, Child, name_process
 from tuiplayer.separation.cache import StemCache
 from tuiplayer.separation.engine import BlocksDone, Engine, Event, ModelSlot
 from tuiplayer.separation.separator import Predict
-from tuiplayer.stems import SharedSong, receive_song, send_song
+from tuiplayer.stems import SharedSong, receive_song
 
 BACKGROUND_NICE = 5
 """How much lower than the screen and the sound the separation runs (Linux nice): they get
@@ -136,30 +136,22 @@ def _engine(song: SharedSong, content: str, models: list[Model], load: Callable[
                   active=lambda: int(control[MODEL]) if control[SONG] == number else 0)
 
 
-class SeparationProcess:
+class SeparationProcess(Child):
     """Separates the session's songs with each of `models` in a forked child (see the module
     docstring). control: the transport's shared control array (song, playhead, active model).
     Fork it before songs are decoded: the child would hold on to what the parent holds then."""
 
     def __init__(self, models: list[Model], control: np.ndarray, cache: StemCache | None = None) -> None:
-        self._process, self._connection = fork_child(_serve, (models, control, cache), "tuiplayer-separation")
+        super().__init__(_serve, (models, control, cache), "tuiplayer-separation")
         self._reported = False
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid
 
     def add(self, song: SharedSong, content: str) -> None:
         """Separate `song` (content: its content_hash, the cache's key) with every model."""
-        self._send(("add", song.song, content), song)
+        self.send(("add", song.song, content), song)
 
     def forget(self, song: int) -> None:
         """Stop separating song number `song` and let go of it."""
-        self._send(("forget", song))
-
-    def _send(self, message: tuple[object, ...], song: SharedSong | None = None) -> None:
-        with contextlib.suppress(OSError, ValueError):  # the child is gone: events() says so
-            send_song(self._connection, message, song)
+        self.send(("forget", song))
 
     def events(self) -> list[tuple[int, Event] | Stopped]:
         """What the child said since the last call, (song, event) each (never blocks); a
@@ -180,9 +172,4 @@ class SeparationProcess:
     def close(self) -> None:
         """End the child (it stops between two blocks)."""
         self._reported = True
-        self._send(("stop",))
-        self._process.join(2.0)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join(1.0)
-        self._connection.close()
+        super().close()
