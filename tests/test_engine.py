@@ -39,9 +39,8 @@ def noise(seconds: float) -> np.ndarray:
     return np.random.default_rng(0).uniform(-0.5, 0.5, (int(seconds * SR), 2)).astype(np.float32)
 
 
-def slot(name: str, audio: np.ndarray, load=lambda: spectral_predict, sha: str | None = None,
-         shared: bool = False) -> ModelSlot:
-    return ModelSlot(name, sha or name * 64, load, StemBuffers.zeros(len(audio), shared=shared))
+def slot(name: str, audio: np.ndarray, load=lambda: spectral_predict, sha: str | None = None) -> ModelSlot:
+    return ModelSlot(name, sha or name * 64, load, StemBuffers.zeros(len(audio)))
 
 
 def test_stems_become_ready_where_their_blocks_are_done() -> None:

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from tests.test_output import alsa_file_home, played_through_portaudio
 from tuiplayer.assets import DEMO_DIR
@@ -32,7 +31,7 @@ from tuiplayer.playback.process import (
     new_control,
     write_snapshot,
 )
-from tuiplayer.stems import SharedSong, StemBuffers
+from tuiplayer.stems import StemBuffers
 
 N = SIGNAL.sample_rate
 
@@ -45,7 +44,7 @@ def song_and_stems() -> tuple[np.ndarray, np.ndarray]:
 
 def test_the_child_takes_snapshots_and_seeks_from_the_control_array() -> None:
     audio, stems = song_and_stems()
-    buffers = StemBuffers.zeros(N, shared=True)
+    buffers = StemBuffers.zeros(N)
     buffers.stored[...] = stems[..., :3]
     buffers.frames_ready[...] = True
     control = new_control()
@@ -108,34 +107,6 @@ def test_a_queued_song_follows_the_playing_one_without_a_gap() -> None:
     source.fill(out)
     np.testing.assert_array_equal(out, first[1000:2024])
     assert control[SONG] == 0 and control[POSITION] == 2024
-
-
-def test_a_song_handed_to_a_running_process_is_shared_both_ways() -> None:
-    """A SharedSong made after the fork reaches the child through its pipe: the child reads the
-    audio and writes stems that this process sees."""
-    import multiprocessing
-
-    from tuiplayer.stems import receive_song, send_song
-
-    def child(connection) -> None:
-        _, song = receive_song(connection)
-        song.stems[0].stored[:, :, 0] = song.audio  # the vocals: the song itself
-        song.stems[0].frames_ready[...] = True
-        connection.send(float(song.audio.sum()))
-
-    parent, child_end = multiprocessing.get_context("fork").Pipe()
-    process = multiprocessing.get_context("fork").Process(target=child, args=(child_end,))
-    process.start()
-    try:
-        audio, _ = song_and_stems()
-        song = SharedSong.create(3, audio, 2)
-        send_song(parent, ("add", 3), song)
-        assert parent.poll(10) and parent.recv() == pytest.approx(float(audio.sum()), rel=1e-5)
-        assert song.stems[0].complete and not song.stems[1].complete
-        np.testing.assert_allclose(song.stems[0].stored[:, :, 0], audio, atol=1e-3)
-        song.close()
-    finally:
-        process.join(10)
 
 
 def test_the_sound_process_plays_the_remix_through_portaudio(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 
 import numpy as np
+import pytest
 
 from tuiplayer import stems
 from tuiplayer.config import SIGNAL
@@ -13,25 +14,34 @@ from tuiplayer.stems import STORED_STEMS, StemBuffers
 HOP, HALF = SIGNAL.hop_length, SIGNAL.n_fft // 2
 
 
-def _write_in_child(buffers: StemBuffers) -> None:
-    buffers.stored[100:200] = 0.5
-    buffers.frames_ready[:3] = True
+def _write_in_child(connection) -> None:
+    _, song = stems.receive_song(connection)
+    song.stems[0].stored[:, :, 0] = song.audio  # the vocals: the song itself
+    song.stems[0].frames_ready[...] = True
+    connection.send(float(song.audio.sum()))
 
 
-def test_shared_buffers_carry_a_child_s_writes_to_the_parent() -> None:
-    buffers = StemBuffers.zeros(10 * HOP, shared=True)
-    assert buffers.stored.shape == (10 * HOP, 2, STORED_STEMS) and buffers.stored.dtype == np.float16
-    assert buffers.frames_ready.shape == (11,) and not buffers.frames_ready.any()
-    child = multiprocessing.get_context("fork").Process(target=_write_in_child, args=(buffers,))
+def test_a_song_handed_to_a_running_process_is_shared_both_ways() -> None:
+    """A SharedSong made after the fork reaches the child through its pipe: the child reads the
+    audio and writes stems that this process sees."""
+    context = multiprocessing.get_context("fork")
+    parent, child_end = context.Pipe()
+    child = context.Process(target=_write_in_child, args=(child_end,))
     child.start()
-    child.join(10)
+    try:
+        audio = np.random.default_rng(0).uniform(-0.5, 0.5, (10 * HOP, 2)).astype(np.float32)
+        song = stems.SharedSong.create(3, audio, 2)
+        buffers = song.stems[0]
+        assert buffers.stored.shape == (10 * HOP, 2, STORED_STEMS) and buffers.stored.dtype == np.float16
+        assert buffers.frames_ready.shape == (11,) and not buffers.frames_ready.any()
+        stems.send_song(parent, ("add", 3), song)
+        assert parent.poll(10) and parent.recv() == pytest.approx(float(audio.sum()), rel=1e-5)
+        assert buffers.complete and not song.stems[1].complete
+        np.testing.assert_allclose(buffers.stored[:, :, 0], audio, atol=1e-3)
+        song.close()
+    finally:
+        child.join(10)
     assert child.exitcode == 0
-    assert (buffers.stored[100:200] == 0.5).all() and buffers.frames_ready[:3].all()
-    private = StemBuffers.zeros(10 * HOP)  # the same, in this process only
-    child = multiprocessing.get_context("fork").Process(target=_write_in_child, args=(private,))
-    child.start()
-    child.join(10)
-    assert not private.frames_ready.any()
 
 
 def test_samples_are_ready_where_every_frame_over_them_is() -> None:

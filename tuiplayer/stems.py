@@ -14,8 +14,7 @@ mixer applies it in its formula (playback.mixer); the cache keeps only what `sto
 
 Audio is final where every STFT frame overlapping it is (`ready`): the separation only ever
 writes samples that are not ready yet, so a reader of ready samples never races the writer
-and needs no lock. Buffers made with `shared=True` live in shared memory: a write in one
-process is seen by the others.
+and needs no lock.
 
 A song's audio and its stems for each model travel together as a `SharedSong`: made in the
 screen's process, handed to the sound and separation processes while they run (`send_song`,
@@ -84,11 +83,10 @@ class StemBuffers:
     frames_ready: np.ndarray
 
     @staticmethod
-    def zeros(n_samples: int, channels: int = SIGNAL.channels, *, shared: bool = False) -> StemBuffers:
-        """Empty buffers for a song of n_samples; in shared memory when `shared`."""
-        allocate = shared_zeros if shared else np.zeros
-        return StemBuffers(allocate((n_samples, channels, STORED_STEMS), np.float16),
-                           allocate((n_frames_for(n_samples),), np.bool_))
+    def zeros(n_samples: int, channels: int = SIGNAL.channels) -> StemBuffers:
+        """Empty buffers for a song of n_samples, in this process (SharedSong makes shared ones)."""
+        return StemBuffers(np.zeros((n_samples, channels, STORED_STEMS), np.float16),
+                           np.zeros((n_frames_for(n_samples),), np.bool_))
 
     @property
     def n_samples(self) -> int:

@@ -157,8 +157,7 @@ class Transport:
             self.output.forget(song)
         elif isinstance(self.output, SilentClock):
             self.output.source.unqueue(song)
-            if song not in self.output.source.held:
-                self._mixers.pop(song, None)
+        self._mixers.pop(song, None)  # (here no callback needs the last reference kept)
 
     def moved_on(self) -> bool:
         """Call on a timer: whether the sound went on into the queued song since the last call
@@ -179,9 +178,9 @@ class Transport:
         """The silent clock, taking over the current song where it is and the queued one."""
         source = ControlledMixer(self.control)
         playing_now = int(self.control[SONG]) == self.current
+        self._mixers = {}
         if self.current in self._songs:
             song, _ = self._songs[self.current]
-            self._mixers = {}
             source.play(song.song, self._mixer(song), self._snapshot,
                         int(self.control[POSITION]) if playing_now else self._start)
         if self._queued is not None:

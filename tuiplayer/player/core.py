@@ -3,7 +3,7 @@
 A `Session` lasts as long as the player: the `Transport` (the song playing, its playhead and
 mix, and the sound process or silent clock) and the separation process (the active model
 and its A/B partner), both forked at launch, before any song is decoded. Songs come and go
-in it: `Session.open` puts one in shared memory and hands it to the separation; `play` plays
+in it: `Session.load` puts one in shared memory, `add` hands it to the separation; `play` plays
 one now, `queue` one to follow the playing one without a gap; `close_song` lets go of it. At
 most the song playing and the next one are open.
 
@@ -96,14 +96,19 @@ class Session:
                       for i, card in enumerate(self.cards)]
             self.separation = SeparationProcess(models, self.transport.control, self._cache)
 
-    def open(self, path: Path, audio: Audio) -> Player:
-        """A song put in shared memory and handed to the separation (its stems start coming;
-        the song plays once `play`ed or `queue`d)."""
+    def load(self, path: Path, audio: Audio) -> Player:
+        """A song put in shared memory, with its content hash (the costly part of opening a
+        song: any thread may do it; no process hears of the song yet). Then `add` it, or
+        let go of it with `player.song.close()`."""
         song = SharedSong.create(next(self._numbers), audio.samples, len(self.cards))
-        player = Player(path, dataclasses.replace(audio, samples=song.audio), song, self.cards, self.transport)
-        self.players[song.song] = player
+        return Player(path, dataclasses.replace(audio, samples=song.audio), song, self.cards, self.transport)
+
+    def add(self, player: Player) -> Player:
+        """Open a loaded song in the session: the separation starts on it (its stems start
+        coming); it plays once `play`ed or `queue`d."""
+        self.players[player.song.song] = player
         if self.separation is not None:
-            self.separation.add(song, player.content)
+            self.separation.add(player.song, player.content)
         return player
 
     def play(self, player: Player) -> None:
