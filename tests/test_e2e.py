@@ -15,9 +15,19 @@ import pytest
 from tuiplayer import modelstore
 from tuiplayer.assets import DEMO_DIR
 from tuiplayer.audio.io import load
-from tuiplayer.bench_player import WINDOW_S, PrivatePulse, TmuxPlayer, close_gaps, track, underflow_times
+from tuiplayer.bench_player import (
+    LINK,
+    WINDOW_S,
+    PrivatePulse,
+    TmuxPlayer,
+    close_gaps,
+    remote_env,
+    track,
+    underflow_times,
+)
 from tuiplayer.config import SIGNAL
 from tuiplayer.playback.output import BLOCK_FRAMES, LATENCY_S
+from tuiplayer.relay import Relay
 from tuiplayer.separation.cache import StemCache, content_hash
 
 pytestmark = [
@@ -267,3 +277,121 @@ def test_practice_tempo_pitch_and_songs_as_heard(pulse: PrivatePulse, tmp_path: 
     assert "2/2" in screen and "2-high.wav" in screen
     dry = [t - first_heard for t in underflow_times(sound_line) if first_heard <= t]
     assert not dry, f"the sound ran dry at {dry} s of the recording; {sound_line}"
+
+
+def test_over_a_forwarded_sound_server_and_a_lost_link(pulse: PrivatePulse, tmp_path: Path) -> None:
+    """Issue 16: the real player on a "remote" machine with no sound server of its own, only
+    PULSE_SERVER pointing through a relay (the SSH tunnel: 30 ms round trip, jitter) at the
+    "local" server, which takes clients over TCP. The song is heard without gaps, a mute is
+    heard; when the relay is killed the window says so and the song goes on silently; when it
+    is back the sound comes back by itself, further on in the song (not restarted)."""
+    relay = Relay(pulse.listen_tcp(), *LINK)
+    env = remote_env(tmp_path, {**pulse.env, "TUIPLAYER_CACHE_DIR": str(tmp_path / "cache"),
+                                "TF_CPP_MIN_LOG_LEVEL": "3"}, relay.address)
+    terminal = TmuxPlayer(tmp_path, env, ["demo", "--model", "unet", "--ab", "unet"], size=(120, 40))
+    try:
+        terminal.wait_for("B: unet v0.1 (separated)")
+        screen = terminal.wait_for("A: unet v0.1 (separated)")
+        granted = int(screen.split("sound: pulse, ", 1)[1].split(" ms", 1)[0])  # which output, and its
+        assert 75 <= granted <= 110, screen  # latency: the one for a link (100 ms asked for)
+        terminal.keys(",")  # back to the start
+        pulse.record()
+        time.sleep(1.0)  # parec is up
+        start = time.monotonic()
+        marks = {"all": 0.0}
+        time.sleep(3.0)
+        terminal.keys("1")
+        marks["no vocals"] = time.monotonic() - start
+        time.sleep(3.0)
+        marks["cut"] = time.monotonic() - start
+        relay.cut()  # (the server drops what the stream held at once)
+        lost = terminal.wait_for("the sound output was lost", timeout=10)
+        assert "playing silently, trying to reconnect" in lost
+        time.sleep(3.0)
+        relay.restore()
+        marks["restored"] = time.monotonic() - start
+        terminal.wait_for("the sound is back: pulse", timeout=15)
+        marks["back"] = time.monotonic() - start
+        time.sleep(3.0)
+        marks["end"] = time.monotonic() - start
+        heard, first_heard = pulse.recording()
+        terminal.keys("q")
+        sound_line = wait_for_line(tmp_path / "cache" / "player.log", "tuiplayer sound:")
+    finally:
+        terminal.close()
+        relay.close()
+    assert "the output was lost 1 time and opened again" in sound_line, sound_line
+    song = load(DEMO_DIR / "mixture.flac").samples
+    stored = StemCache(tmp_path / "cache").load(song, content_hash(song), modelstore.resolve("unet").sha256)
+    assert stored is not None, "the player cached its stems"
+    vocals = stored[..., 0].astype(np.float32)
+    lead = start - first_heard  # recording time = time after start + lead
+    rate = SIGNAL.sample_rate
+
+    sound, index, gaps = close_gaps(heard)
+    places = track(sound, index, song)
+    window = int(WINDOW_S * rate)
+    heard_at = index[np.arange(len(places)) * window] / rate - lead  # each window, in seconds after start
+
+    def part(first: float, last: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The windows heard whole between first and last (s after start): the sound, where it
+        is in the song, and each window's place."""
+        chosen = [w for w in range(len(places)) if first <= heard_at[w] and heard_at[w] + WINDOW_S <= last
+                  and places[w] >= 0 and index[(w + 1) * window - 1] - index[w * window] == window - 1]
+        assert len(chosen) > 10, f"{first}-{last} s: too little of it heard whole"
+        return (np.concatenate([sound[w * window : (w + 1) * window] for w in chosen]),
+                np.concatenate([np.arange(places[w], places[w] + window) for w in chosen]),
+                places[chosen])
+
+    heard_part, at, _ = part(marks["all"] + SETTLE_S, marks["no vocals"])
+    assert error_db(heard_part, song[at], song[at]) < -30  # the song itself
+    heard_part, at, before_cut = part(marks["no vocals"] + SETTLE_S, marks["cut"])
+    assert error_db(heard_part, song[at] - vocals[at], vocals[at]) < -20  # the mute is heard
+    # without gaps up to the cut (after the first sound heard; `lead` is known to ~20 ms)
+    assert not [g for g in gaps if g[0] / rate - lead < marks["cut"] - 0.05], gaps
+    heard_part, at, after = part(marks["back"] + SETTLE_S, marks["end"])
+    assert error_db(heard_part, song[at] - vocals[at], vocals[at]) < -20  # the same mix, back
+    # the song went on meanwhile (the silent clock), from where it was, not from its start
+    went_on = (after[0] - before_cut[-1]) / rate
+    expected = marks["back"] + SETTLE_S - marks["cut"]
+    assert 0.5 * expected < went_on < expected + 2.0, (went_on, expected)
+    assert not [g for g in gaps if g[0] / rate - lead > marks["back"] + SETTLE_S], gaps
+
+
+def test_a_player_started_before_the_tunnel_plays_once_it_is_up(pulse: PrivatePulse, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """PULSE_SERVER names a server that does not answer yet: the sound process plays silently,
+    says why, and plays through the server once it answers (PortAudio, which lists its outputs
+    once, is made to look again)."""
+    from tuiplayer.playback.mixer import MixSnapshot
+    from tuiplayer.playback.transport import Transport
+    from tuiplayer.relay import free_port
+    from tuiplayer.stems import SharedSong
+
+    server_port, port = pulse.listen_tcp(), free_port()
+    for name, value in remote_env(tmp_path, {}, f"tcp:127.0.0.1:{port}").items():
+        monkeypatch.setenv(name, value)
+    transport = Transport()
+    transport.start()  # (it forks: the relay, opened after, is not inherited)
+    relay = None
+    try:
+        assert transport.error is None and "not reachable" in transport.note
+        assert "is the SSH tunnel up" in transport.note
+        sine = 0.2 * np.sin(2 * np.pi * 440 * np.arange(20 * SIGNAL.sample_rate) / SIGNAL.sample_rate)
+        song = SharedSong.create(0, np.repeat(sine.astype(np.float32)[:, None], 2, axis=1), 1)
+        pulse.record()
+        transport.play(song, MixSnapshot())
+        time.sleep(1.0)
+        assert transport.check() is None and transport.position > 0.8 * SIGNAL.sample_rate  # silently on
+        relay = Relay(server_port, port=port)
+        deadline = time.monotonic() + 10
+        while (notice := transport.check()) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert notice is not None and notice.startswith("the sound is back: pulse"), notice
+        time.sleep(1.5)
+        heard, _ = pulse.recording()
+    finally:
+        transport.close()
+        if relay is not None:
+            relay.close()
+    assert np.abs(heard[-SIGNAL.sample_rate :]).max() > 0.15  # the sine, heard

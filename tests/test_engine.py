@@ -15,7 +15,7 @@ from test_separator import spectral_predict
 from tuiplayer.config import SIGNAL
 from tuiplayer.dsp.stft import Stft
 from tuiplayer.errors import ModelError
-from tuiplayer.playback.process import MODEL, POSITION, SONG, new_control
+from tuiplayer.playback.control import MODEL, POSITION, SONG, new_control
 from tuiplayer.separation.cache import StemCache
 from tuiplayer.separation.engine import (
     BlocksDone,

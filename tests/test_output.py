@@ -103,6 +103,7 @@ def test_the_audio_command_says_what_the_player_would_use(tmp_path: Path) -> Non
         assert "answers" in forwarded.stdout
         gone = subprocess.run([sys.executable, "-m", "tuiplayer", "audio"], capture_output=True, text=True,
                               env={**env, "PULSE_SERVER": "tcp:127.0.0.1:9"}, timeout=60, check=False)
-        assert "not reachable" in gone.stdout and "Is the SSH tunnel" in gone.stdout
+        assert "not reachable" in gone.stdout and "is the SSH tunnel up?" in gone.stdout
+        assert "connects when the server answers" in gone.stdout  # (the player waits for it)
     finally:
         pulse.close()

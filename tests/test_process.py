@@ -8,29 +8,31 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
+import pytest
 
 from tests.test_output import alsa_file_home, played_through_portaudio
 from tuiplayer.assets import DEMO_DIR
 from tuiplayer.audio.io import load
 from tuiplayer.config import SIGNAL
-from tuiplayer.playback.mixer import Mixer, MixSnapshot
-from tuiplayer.playback.output import BLOCK_FRAMES
-from tuiplayer.playback.process import (
+from tuiplayer.playback.control import (
     ENDED,
+    HEARD,
     POSITION,
     SEEK_COUNT,
     SEEK_SONG,
     SEEK_TARGET,
     SEQUENCE,
     SONG,
-    SOUND_RT_PRIORITY,
-    STALL_S,
     ControlledMixer,
     new_control,
     write_snapshot,
 )
+from tuiplayer.playback.mixer import Mixer, MixSnapshot
+from tuiplayer.playback.output import BLOCK_FRAMES
+from tuiplayer.playback.process import SOUND_RT_PRIORITY, STALL_S
 from tuiplayer.stems import StemBuffers
 
 N = SIGNAL.sample_rate
@@ -237,3 +239,70 @@ def test_the_latency_asked_for_is_the_latency_played(tmp_path: Path) -> None:
         "assert 300 <= ms < 400, transport.description\n"
         "transport.close()\n"
     ))
+
+
+def test_a_lost_output_plays_on_silently_and_is_opened_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sound process's Speaker: while its output is lost the silent clock moves the
+    playhead on (control HEARD 0); it tries again every RECONNECT_S, and the output it opens
+    then plays on from where the playhead got to (HEARD 1)."""
+    from tuiplayer.playback import process
+    from tuiplayer.playback.output import AudioDeviceError, OutputStats
+
+    class Output:
+        """Stands in for AudioOutput: plays its source in a thread until `lost` is set."""
+
+        opened: ClassVar[list[Output]] = []
+        refuse: ClassVar[bool] = False
+
+        def __init__(self, source: object, device: object, latency: float, stats: OutputStats) -> None:
+            if Output.refuse:
+                raise AudioDeviceError("no server")
+            self.source, self.stats, self.is_lost = source, stats, False
+            self.buffer = np.zeros((BLOCK_FRAMES, 2), dtype=np.float32)
+            Output.opened.append(self)
+
+        def play(self, buffers: int) -> None:
+            for _ in range(buffers):
+                self.source.fill(self.buffer)  # type: ignore[attr-defined]
+
+        def lost(self) -> bool:
+            return self.is_lost
+
+        def describe(self) -> str:
+            return f"test output {len(Output.opened)}"
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(process, "AudioOutput", Output)
+    monkeypatch.setattr(process, "RECONNECT_S", 0.2)
+    monkeypatch.setattr(process, "refresh_outputs", lambda: None)
+    control = new_control()
+    mixers = ControlledMixer(control)
+    speaker = process.Speaker(mixers, None, 0.05)
+    audio = np.ones((30 * N, 2), dtype=np.float32)
+    mixers.play(0, Mixer(audio, [StemBuffers.zeros(len(audio))]), MixSnapshot())
+    try:
+        first = Output.opened[0]
+        first.play(10)
+        assert control[HEARD] == 1 and control[POSITION] == 10 * BLOCK_FRAMES
+        first.is_lost, Output.refuse = True, True
+        assert not speaker.check()  # lost: the silent clock takes over
+        assert control[HEARD] == 0 and speaker.describe() == "lost"
+        lost_at = control[POSITION]
+        time.sleep(0.5)
+        assert speaker.check() is False and len(Output.opened) == 1  # (tried, refused)
+        moved = control[POSITION] - lost_at
+        assert 0.3 * N < moved < 0.7 * N  # on in real time, silently
+        Output.refuse = False
+        time.sleep(0.25)
+        assert speaker.check()  # opened again
+        assert control[HEARD] == 1 and speaker.describe() == "test output 2"
+        here = control[POSITION]
+        time.sleep(0.1)
+        assert control[POSITION] == here  # the silent clock has stopped
+        Output.opened[1].play(2)
+        assert control[POSITION] == here + 2 * BLOCK_FRAMES  # the new output goes on from there
+        assert speaker.stats.losses == 1
+    finally:
+        speaker.close()

@@ -8,9 +8,8 @@ import pytest
 
 from tuiplayer.config import SIGNAL
 from tuiplayer.playback import stretch
+from tuiplayer.playback.control import POSITION, ControlledMixer, SilentClock, new_control, write_snapshot
 from tuiplayer.playback.mixer import Mixer, MixSnapshot
-from tuiplayer.playback.process import POSITION, ControlledMixer, new_control, write_snapshot
-from tuiplayer.playback.transport import SilentClock
 
 pytest.importorskip("pylibrb", reason="tempo and pitch need pylibrb (pip install -e '.[test]')")
 
@@ -38,7 +37,7 @@ class Callback:
         write_snapshot(self.control, MixSnapshot(**fields), 0)  # type: ignore[arg-type]
 
     def seek(self, sample: int) -> None:
-        from tuiplayer.playback.process import SEEK_COUNT, SEEK_SONG, SEEK_TARGET
+        from tuiplayer.playback.control import SEEK_COUNT, SEEK_SONG, SEEK_TARGET
 
         self.control[SEEK_TARGET], self.control[SEEK_SONG] = sample, 0
         self.control[SEEK_COUNT] += 1

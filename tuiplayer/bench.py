@@ -401,6 +401,31 @@ def run(
     return result
 
 
+def run_link(json_path: Path | None = None, *, force: bool = False, song_s: int = 60) -> dict[str, Any]:
+    """`bench --link`: the real player with only PULSE_SERVER set, through a relay that delays
+    like a network link (bench_player.LINK), at each of LINK_LATENCIES_MS, quiet and beside one
+    busy process: what was heard. Prints and returns the figures."""
+    from tuiplayer import bench_player
+    from tuiplayer.playback.output import LINK_LATENCY_S
+
+    if json_path is not None and json_path.exists() and not force:
+        raise OutputExistsError(f"{json_path}: exists already (use --force to overwrite)")
+    bench_player.check_tools()
+    round_trip, jitter = bench_player.LINK
+    result: dict[str, Any] = {"link": []}
+    for busy in (False, True):
+        print(f"Player over a link ({1000 * round_trip:.0f} ms round trip, up to {1000 * jitter:.0f} ms more), "
+              f"a {song_s} s song, {'beside one busy process' if busy else 'quiet'}; the default for PULSE_SERVER "
+              f"is {1000 * LINK_LATENCY_S:.0f} ms:", flush=True)
+        for latency_ms in bench_player.LINK_LATENCIES_MS:
+            figures = bench_player.run_link(latency_ms, song_s, busy=busy)
+            result["link"].append(figures)
+            print(bench_player.format_link(figures), flush=True)
+    if json_path is not None:
+        write_text(json_path, json.dumps(result, indent=2) + "\n", force=force)
+    return result
+
+
 def run_player(json_path: Path | None = None, *, force: bool = False, soak: bool = False,
                song_s: int = 60) -> dict[str, Any]:
     """`bench --player`: the real player from launch, quiet and beside one busy process, then at

@@ -72,6 +72,16 @@ class PrivatePulse:
         self._bytes = bytearray()
         self._arrivals: list[tuple[float, int]] = []  # (time.monotonic(), frames received by then)
 
+    def listen_tcp(self) -> int:
+        """Also take clients over TCP on 127.0.0.1 (as a sound server forwarded over SSH does):
+        the port."""
+        from tuiplayer.relay import free_port
+
+        port = free_port()
+        subprocess.run(["pactl", "load-module", "module-native-protocol-tcp", "auth-anonymous=1",
+                        "listen=127.0.0.1", f"port={port}"], env=self.env, check=True, capture_output=True)
+        return port
+
     def record(self) -> None:
         """Start recording; a thread timestamps each piece of sound as it arrives. The recorder
         runs at real-time priority where it may (as the sound server's threads do): at normal
@@ -111,7 +121,7 @@ class PrivatePulse:
 
 
 PASSED_ENV = ("HOME", "XDG_RUNTIME_DIR", "PULSE_RUNTIME_PATH", "TUIPLAYER_CACHE_DIR", "TUIPLAYER_MODELS", "PATH",
-              "LANG", "TF_CPP_MIN_LOG_LEVEL", "TUIPLAYER_LATENCY_S")
+              "LANG", "TF_CPP_MIN_LOG_LEVEL", "PULSE_SERVER")
 
 
 class TmuxPlayer:
@@ -258,10 +268,24 @@ def player_session(seconds: int, busy: bool) -> Iterator[tuple[Path, np.ndarray,
             pulse.close()
 
 
-def start_player(home: Path, pulse: PrivatePulse, song_s: int, args: list[str]) -> TmuxPlayer:
-    """The real player on the session's song, 120×40, its sound into the private server."""
+def start_player(home: Path, pulse: PrivatePulse, song_s: int, args: list[str], server: str | None = None
+                 ) -> TmuxPlayer:
+    """The real player on the session's song, 120×40, its sound into the private server; or,
+    with `server`, into the one PULSE_SERVER=server names, with no sound server of its own
+    (a machine reached over SSH)."""
     env = {**pulse.env, "TUIPLAYER_CACHE_DIR": str(home / "cache"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if server is not None:
+        env = remote_env(home, env, server)
     return TmuxPlayer(home, env, [str(home / f"bench-{song_s}s.wav"), *args], size=(120, 40))
+
+
+def remote_env(home: Path, env: dict[str, str], server: str) -> dict[str, str]:
+    """env for a player on "another machine": no sound server of its own (a home and runtime
+    folder of its own under `home`), only PULSE_SERVER=server."""
+    remote = home / "remote"
+    (remote / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
+    return {**env, "PULSE_SERVER": server, "HOME": str(remote), "XDG_RUNTIME_DIR": str(remote / "run"),
+            "PULSE_RUNTIME_PATH": str(remote / "run" / "pulse")}
 
 
 @contextlib.contextmanager
@@ -564,6 +588,46 @@ def run_soak(song_s: int = 600, busy: bool = False, seed: int = 0) -> dict[str, 
             "peak_pss_mb": max((m["total"] for m in memory), default=float("nan")),
             "underflows": _underflows(sound_line), "sound_line": sound_line,
             "underflows_at_s": [round(t - launched, 2) for t in underflow_times(sound_line)]}
+
+
+LINK = (0.030, 0.010)
+"""The link `bench --link` plays over: round trip and jitter (s): a 30 ms round trip, each piece
+up to 10 ms later still, in order (Relay)."""
+LINK_LATENCIES_MS = (50, 75, 100, 150, 200)
+"""The output latencies it tries."""
+
+
+def run_link(latency_ms: int, song_s: int = 60, busy: bool = False,
+             link: tuple[float, float] = LINK) -> dict[str, Any]:
+    """The real player with PULSE_SERVER only, through a delaying relay to the private server
+    (`tuiplayer.relay`), at `--latency latency_ms`, the song played through: its underflows
+    and the gaps heard."""
+    from tuiplayer.relay import Relay
+
+    check_tools()
+    with player_session(song_s, busy) as (home, _, pulse, started):
+        relay = Relay(pulse.listen_tcp(), *link)
+        try:
+            pulse.record()
+            player = start_player(home, pulse, song_s, ["--latency", str(latency_ms)], server=relay.address)
+            started.append(player)
+            while time.monotonic() < player.launched + song_s + 15 and "■" not in player.screen():
+                time.sleep(0.25)
+            heard, _ = pulse.recording()
+            player.keys("q")
+            sound_line = _sound_line(home / "cache" / "player.log")
+        finally:
+            relay.close()
+    _, _, gaps = close_gaps(heard)
+    return {"song_s": song_s, "busy": busy, "latency_ms": latency_ms, "round_trip_ms": 1000 * link[0],
+            "jitter_ms": 1000 * link[1], "heard_s": len(heard) / SR,
+            "dropouts": len(gaps), "dropouts_ms": 1000 * sum(length for _, length in gaps) / SR,
+            "underflows": _underflows(sound_line), "sound_line": sound_line}
+
+
+def format_link(result: dict[str, Any]) -> str:
+    return (f"  --latency {result['latency_ms']}: {result['underflows']} underflows, {result['dropouts']} dropouts "
+            f"heard ({result['dropouts_ms']:.0f} ms in all)")
 
 
 STRETCH = (0.8, 2)

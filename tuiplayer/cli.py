@@ -60,7 +60,7 @@ def cmd_play(args: argparse.Namespace) -> int:
     from tuiplayer import modelstore, playlist
     from tuiplayer.nn.runtime import load_for_player
     from tuiplayer.playback import stretch
-    from tuiplayer.playback.output import LATENCY_S, AudioDeviceError
+    from tuiplayer.playback.output import AudioDeviceError
     from tuiplayer.player.app import SongQueue, make_app
     from tuiplayer.player.keys import load_keymap
     from tuiplayer.separation.cache import StemCache
@@ -79,7 +79,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         # the screen's threads start
         app = make_app(queue, cards, load_for_player, device=args.device, sound=not args.no_audio,
                        cache=StemCache(), keymap=keymap, mute=tuple(STEMS.index(stem) for stem in args.mute or ()),
-                       latency=args.latency or LATENCY_S, tempo=args.tempo, semitones=args.pitch)
+                       latency=args.latency, tempo=args.tempo, semitones=args.pitch)
         try:
             wrong_device = args.device is not None and app.session.transport.error is not None
             if not wrong_device:
@@ -214,11 +214,17 @@ def cmd_audio(args: argparse.Namespace) -> int:
         print(f" {mark} {index:>3}  {name} ({api}, {channels} ch)")
     if chosen is not None:
         print(f"The player would play through {chosen.index} {chosen.name}: {chosen.why}; "
-              f"latency {output.LATENCY_S * 1000:.0f} ms (TUIPLAYER_LATENCY_S).")
+              f"latency {output.default_latency() * 1000:.0f} ms"
+              f"{' (a network link: PULSE_SERVER is set)' if os.environ.get('PULSE_SERVER', '').strip() else ''}"
+              "; --latency MS asks for another.")
+    elif os.environ.get("PULSE_SERVER", "").strip() and args.device is None:
+        print(f"The player cannot play yet ({problem}); it plays silently (the playhead keeps time) and "
+              "connects when the server answers.")
     else:
         print(f"The player cannot play: {problem}. It runs on a silent clock (or use --no-audio).")
     unreachable = not ok and os.environ.get("PULSE_SERVER")
-    print(f"{server}. Is the SSH tunnel (ssh -R) or the server up?" if unreachable else server)
+    if not (unreachable and chosen is None):  # (said just above)
+        print(f"{server}. Is the SSH tunnel (ssh -R) or the server up?" if unreachable else server)
     return 0 if chosen is not None else 2
 
 
@@ -228,6 +234,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.json:
         check_writable(args.json, force=args.force)
+    if args.link:
+        bench.run_link(json_path=args.json, force=args.force)
+        return 0
     if args.player or args.soak:
         bench.run_player(json_path=args.json, force=args.force, soak=args.soak)
         return 0
@@ -473,8 +482,8 @@ def _player_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mute", action="append", choices=STEMS, metavar="STEM",
                         help=f"start with this stem muted (repeatable: {', '.join(STEMS)})")
     parser.add_argument("--latency", type=_latency_ms, metavar="MS",
-                        help="sound buffered ahead of the speakers, in ms (default 50; more for a sound server "
-                             "over a network link)")
+                        help="sound buffered ahead of the speakers, in ms (default: what `tuiplayer audio` says; "
+                             "more when PULSE_SERVER names a sound server over a network link)")
     parser.add_argument("--tempo", type=_tempo_percent, metavar="PERCENT",
                         help="start at this tempo, pitch kept (50–150; keys [ and ] change it)")
     parser.add_argument("--pitch", type=_semitones, metavar="SEMITONES",
@@ -591,6 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "tmux), quiet and beside one busy process")
     bench.add_argument("--soak", action="store_true",
                        help="with --player: also play a 10-minute song with a key every 2-4 s (memory, underflows)")
+    bench.add_argument("--link", action="store_true",
+                       help="play through a relay that delays like a network link (30 ms round trip, jitter) at "
+                            "several latencies: what PULSE_SERVER over SSH needs")
     bench.set_defaults(run=cmd_bench)
 
     separate = commands.add_parser("separate", help="write the stems of songs as audio files")

@@ -26,15 +26,33 @@ on, ramped over it (DESIGN.md §3)."""
 UNDERFLOWS_KEPT = 8
 """How many underflows' times an output keeps for its report."""
 
-LATENCY_S = float(os.environ.get("TUIPLAYER_LATENCY_S", "0.05"))
-"""Sound buffered ahead of the speakers (seconds), as asked of PortAudio. A fader move is
-heard after at most one buffer plus this (≈ 62 ms). Measured with `bench --player` (a 60 s
-song, PulseAudio null sink, this 2-core machine, 2026-12-02): 25 ms ran dry 5-23 times a
-minute (and each time PulseAudio held the stream back up to ~2 s), 40 ms 0 times with
-512-frame buffers but 4 with 256, 50 ms 0 times; the same 25 ms underflowed with the stems
-all from the cache, so it is the machine's scheduling jitter, not the separation's load.
-The callback runs in a process of its own (playback.process): in the screen's process it
-waited for the GIL. TUIPLAYER_LATENCY_S overrides it."""
+LATENCY_S = 0.05
+"""Sound buffered ahead of the speakers (seconds), as asked of PortAudio, for a sound server on
+this machine. A fader move is heard after at most one buffer plus this (≈ 62 ms). Measured with
+`bench --player` (a 60 s song, PulseAudio null sink, this 2-core machine, 2026-12-02): 25 ms
+ran dry 5-23 times a minute (and each time PulseAudio held the stream back up to ~2 s), 40 ms
+0 times with 512-frame buffers but 4 with 256, 50 ms 0 times; the same 25 ms underflowed with
+the stems all from the cache, so it is the machine's scheduling jitter, not the separation's
+load. The callback runs in a process of its own (playback.process): in the screen's process
+it waited for the GIL."""
+
+LINK_LATENCY_S = 0.10
+"""The same for a sound server PULSE_SERVER names, which is usually another machine's over a
+network link (SSH). Measured with `bench --link` (the real player through a relay to a
+PulseAudio null sink, 60 s, 2026-12-03): with a 30 ms round trip and up to 10 ms of jitter,
+50 ms had ~700 dropouts a minute, 75 ms and more none, quiet and beside a busy process; 100 ms
+had none with up to 30 ms of jitter, beside a busy process, either."""
+
+
+def default_latency() -> float:
+    """The latency the player asks for when --latency does not say: LINK_LATENCY_S when
+    PULSE_SERVER names the sound server, else LATENCY_S."""
+    return LINK_LATENCY_S if os.environ.get("PULSE_SERVER", "").strip() else LATENCY_S
+
+
+LOST_S = 3.0
+"""No callback for this long: the output is lost. (PulseAudio holds a stream up to ~1.9 s after
+an underflow, measured in the end-to-end test's private server: that is not a loss.)"""
 
 
 class AudioDeviceError(TuiplayerError):
@@ -78,6 +96,13 @@ def choose_output(device: int | str | None = None) -> OutputChoice:
         names = [d["name"] for d in sd.query_devices() if d["max_output_channels"] > 0]
         if "pulse" in names:
             device, why = "pulse", f"PULSE_SERVER={os.environ['PULSE_SERVER']}: ALSA's pulse plugin plays there"
+        else:
+            from tuiplayer.playback import pulse
+
+            answers, said = pulse.reachable()
+            raise AudioDeviceError(
+                "ALSA's pulse plugin is missing (Debian: libasound2-plugins)" if answers
+                else f"{said}: is the SSH tunnel up?")
     elif device is None:
         why = "the system's default output"
     try:
@@ -86,6 +111,14 @@ def choose_output(device: int | str | None = None) -> OutputChoice:
         what = "no default sound output device" if device is None else f"no sound output device {device!r}"
         raise AudioDeviceError(f"{what} ({error}); try --device or --no-audio") from None
     return OutputChoice(int(info["index"]), str(info["name"]), why)
+
+
+def refresh_outputs() -> None:
+    """Have PortAudio look for outputs again (it lists them once, when it starts: a sound
+    server that was not there then is not among them). Only while no stream is open."""
+    sd = _sounddevice()
+    sd._terminate()  # (sounddevice's own way to do it; there is no public one)
+    sd._initialize()
 
 
 def list_outputs() -> list[tuple[int, str, str, int]]:
@@ -117,13 +150,19 @@ class OutputStats:
         self.underflow_gap = np.zeros(UNDERFLOWS_KEPT, dtype=np.float64)
         self.slowest = (0.0, 0.0)  # (seconds, when)
         self.longest_gap = (0.0, 0.0)
-        self._last_call = 0.0
+        self.last_call = 0.0
+        self.losses = 0
+
+    def lost(self) -> None:
+        """The output was lost (the next callback, from another stream, does not wait for this one)."""
+        self.losses += 1
+        self.last_call = 0.0
 
     def record(self, called: float, underflow: bool) -> None:
         """One callback, called at `called`, now done; underflow: PortAudio said it ran dry."""
         took = self.clock() - called
-        gap = called - self._last_call if self._last_call else 0.0
-        self._last_call = called
+        gap = called - self.last_call if self.last_call else 0.0
+        self.last_call = called
         self.buffers += 1
         if underflow:
             if self.underflows < UNDERFLOWS_KEPT:
@@ -148,6 +187,8 @@ class OutputStats:
         if self.longest_gap[0]:
             line += (f", longest wait between callbacks {1000 * self.longest_gap[0]:.1f} ms "
                      f"(at {self.longest_gap[1] - self.started:.2f} s)")
+        if self.losses:
+            line += f"; the output was lost {self.losses} time{'s' if self.losses > 1 else ''} and opened again"
         return line + f"; started at monotonic {self.started:.3f}"
 
 
@@ -156,16 +197,20 @@ class AudioOutput:
 
     def __init__(self, source: Source, device: int | str | None = None,
                  sample_rate: int = SIGNAL.sample_rate, block_frames: int = BLOCK_FRAMES,
-                 latency: float = LATENCY_S) -> None:
+                 latency: float | None = None, stats: OutputStats | None = None) -> None:
+        """latency: seconds (None: default_latency()); stats: where the callbacks are counted
+        (one across an output lost and opened again)."""
         sd = _sounddevice()
         self.source = source
-        self.stats = OutputStats()
+        self.opened = time.monotonic()
+        self.stats = stats or OutputStats()
         self.block_frames = block_frames
         self.sample_rate = sample_rate
         self.choice = choose_output(device)
         try:
             self.stream = sd.OutputStream(
-                samplerate=sample_rate, blocksize=block_frames, device=self.choice.index, latency=latency,
+                samplerate=sample_rate, blocksize=block_frames, device=self.choice.index,
+                latency=default_latency() if latency is None else latency,
                 channels=2, dtype="float32", callback=self._callback,
             )
             self.stream.start()
@@ -181,6 +226,12 @@ class AudioOutput:
 
     def report(self) -> str:
         return self.stats.report()
+
+    def lost(self) -> bool:
+        """Whether the stream has stopped on its own (PortAudio gave up on it, or no callback came
+        for LOST_S: a sound server gone, a link down, a device unplugged)."""
+        last = max(self.stats.last_call, self.opened)
+        return not self.stream.active or self.stats.clock() - last > LOST_S
 
     def describe(self) -> str:
         """Which output plays, and its latency as PortAudio reports it, for the window."""

@@ -18,7 +18,11 @@ one after another without a gap:
   the snapshot under a sequence counter (odd while it writes), the child takes it at the start
   of a buffer when the counter is even and unchanged across its read; the child writes the
   song it plays and the playhead in it; the separation process reads those and the active model;
-- tempo and pitch are the last step, after the mixer (`playback.stretch`), here too.
+- tempo and pitch are the last step, after the mixer (`playback.stretch`), here too;
+- the output is kept going (`Speaker`): when it is lost (no callback for output.LOST_S, or
+  PortAudio gave up on the stream: a forwarded sound server's link down, a device unplugged),
+  a silent clock moves the playhead on and the output is opened again every RECONNECT_S; the
+  sound comes back where the song has got to.
 
 `playback.transport.Transport` owns the control array and this process (and its fallback).
 Linux and macOS fork; the child ends when asked, or when the parent's end of the pipe closes.
@@ -32,6 +36,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -40,27 +45,23 @@ from typing import Any
 import numpy as np
 
 from tuiplayer.playback import stretch
+from tuiplayer.playback.control import ENDED, HEARD, PLAYING, POSITION, ControlledMixer, SilentClock
 from tuiplayer.playback.mixer import Mixer, MixSnapshot
-from tuiplayer.playback.output import LATENCY_S, AudioDeviceError, AudioOutput
-from tuiplayer.stems import SharedSong, receive_song, send_song, shared_zeros
-
-# slots of the control array: the snapshot (under SEQUENCE, for the song SNAPSHOT_SONG); a seek
-# (the SEEK_COUNT-th, to SEEK_TARGET in SEEK_SONG); what plays (SONG, POSITION in it, ENDED)
-(SEQUENCE, MODEL, PLAYING, LOOP_START, LOOP_STOP, SEEK_COUNT, SEEK_TARGET, POSITION, ENDED, TEMPO, SEMITONES,
- SNAPSHOT_SONG, SEEK_SONG, SONG) = range(14)
-GAINS = slice(14, 18)
-CONTROL_SLOTS = 18
-
-NO_SONG = -1
-"""SONG before the first song is played."""
+from tuiplayer.playback.output import AudioDeviceError, AudioOutput, OutputStats, refresh_outputs
+from tuiplayer.stems import SharedSong, receive_song, send_song
 
 START_TIMEOUT_S = 10.0
 """How long the parent waits for the child to open the sound output."""
 
 STALL_S = 5.0
-"""Playing, with the playhead still for this long: the sound output has stopped (a device
-unplugged or switched off, a dead child). PulseAudio can hold a stream ~1.4 s as it starts,
-and ~1.9 s after an underflow (measured in the end-to-end test's private server)."""
+"""Playing, with the playhead still for this long: the sound process is stuck or gone (a lost
+output is the child's own business: output.LOST_S, then its silent clock moves the playhead)."""
+
+GATE_CLOSE_S = 0.05
+"""Longer than any callback takes (the slowest measured: 23 ms)."""
+
+RECONNECT_S = 2.0
+"""While the output is lost, how often the sound process tries to open it again."""
 
 SOUND_RT_PRIORITY = 10
 """The sound process's real-time (SCHED_RR) priority, where it may have one: root, or a user
@@ -124,145 +125,6 @@ class Child:
         self._connection.close()
 
 
-def new_control() -> np.ndarray:
-    """The shared control array, with the default snapshot in it and no song playing."""
-    control = shared_zeros((CONTROL_SLOTS,), np.float64)
-    control[SONG] = control[SNAPSHOT_SONG] = control[SEEK_SONG] = NO_SONG
-    write_snapshot(control, MixSnapshot(), NO_SONG)
-    return control
-
-
-class ControlledMixer:
-    """The child's source: plays its songs one after another (each with its own `Mixer`),
-    applies the parent's snapshot and seeks for the song playing, reports the playhead.
-
-    `play` and `queue` are called from another thread than the one that renders: each hands
-    over one object in one assignment, taken at the start of the next buffer (play) or at the
-    playing song's last sample (queue). The renderer never drops the last reference to a mixer
-    (whoever calls play/queue keeps them), so no song's memory is freed in the audio callback.
-    """
-
-    def __init__(self, control: np.ndarray, mixer: Mixer | None = None, song: int = NO_SONG) -> None:
-        """control: the CONTROL_SLOTS shared array (see write_snapshot); mixer, song: what plays
-        from the start (else silence until `play`)."""
-        self.control = control
-        self.mixer = mixer
-        self.song = song
-        self._sequence = -1.0
-        self._seeks = control[SEEK_COUNT]
-        # play now: (serial, song, mixer, snapshot, sample)
-        self._asked: tuple[int, int, Mixer, MixSnapshot, int] | None = None
-        self._taken = 0  # the serial of the last one taken
-        self._queued: tuple[int, Mixer, MixSnapshot] | None = None  # (song, mixer, snapshot) to follow
-        self._snapshot = MixSnapshot()
-
-    @property
-    def snapshot(self) -> MixSnapshot:
-        """The settings the playing song is played by (as of the last take_control)."""
-        return self.mixer.snapshot if self.mixer is not None else self._snapshot
-
-    def play(self, song: int, mixer: Mixer, snapshot: MixSnapshot, sample: int = 0) -> None:
-        """Play `mixer` (the session's song number `song`) from `sample` at the next buffer."""
-        self._asked = (self._asked[0] + 1 if self._asked else 1, song, mixer, snapshot, sample)
-
-    def queue(self, song: int, mixer: Mixer, snapshot: MixSnapshot) -> None:
-        """Play `mixer` from its start right after the playing song's last sample."""
-        self._queued = (song, mixer, snapshot)
-
-    def unqueue(self, song: int) -> None:
-        """Take back `song` if it is the one queued."""
-        queued = self._queued
-        if queued is not None and queued[0] == song:
-            self._queued = None
-
-    @property
-    def held(self) -> set[int]:
-        """The songs this source may still play (playing, asked for, queued)."""
-        asked, queued = self._asked, self._queued
-        return {self.song, *([asked[1]] if asked else []), *([queued[0]] if queued else [])}
-
-    def take_control(self) -> bool:
-        """Take a song asked for, the parent's latest snapshot and seek for the playing song;
-        True when the sound jumps (a seek or another song)."""
-        control = self.control
-        jumped = False
-        asked = self._asked
-        if asked is not None and asked[0] != self._taken:
-            self._taken, song, mixer, snapshot, sample = asked
-            self._start(song, mixer, snapshot)
-            mixer.seek_to = sample
-            jumped = True
-        sequence = control[SEQUENCE]
-        if sequence != self._sequence and sequence % 2 == 0 and self.mixer is not None:
-            snapshot = _read_snapshot(control)
-            song = control[SNAPSHOT_SONG]
-            if control[SEQUENCE] == sequence:  # not torn by a write in between
-                self._sequence = sequence
-                if song == self.song:
-                    self.mixer.snapshot = snapshot
-        if control[SEEK_COUNT] == self._seeks:
-            return jumped
-        self._seeks = control[SEEK_COUNT]
-        if control[SEEK_SONG] != self.song or self.mixer is None:
-            return jumped
-        self.mixer.seek_to = int(control[SEEK_TARGET])
-        return True
-
-    def render(self, out: np.ndarray) -> None:
-        """The next len(out) frames of the remix into out (frames, 2), going on into the queued
-        song where the playing one ends; the song and the playhead reported."""
-        mixer = self.mixer
-        if mixer is None:
-            out[:] = 0.0
-            return
-        played = mixer.play(out)
-        queued = self._queued
-        if mixer.ended and queued is not None and mixer.snapshot.playing:
-            self._queued = None
-            song, mixer, snapshot = queued
-            self._start(song, mixer, snapshot)
-            mixer.play(out[played:])
-        control = self.control
-        control[POSITION] = mixer.position
-        control[ENDED] = mixer.ended
-        control[SONG] = self.song
-
-    def fill(self, out: np.ndarray) -> bool:
-        """As an output's source at the song's own tempo."""
-        self.take_control()
-        self.render(out)
-        return True
-
-    def _start(self, song: int, mixer: Mixer, snapshot: MixSnapshot) -> None:
-        mixer.snapshot = snapshot
-        mixer.settle()
-        mixer.seek_to = 0
-        self.mixer, self.song = mixer, song
-        queued = self._queued
-        if queued is not None and queued[0] == song:
-            self._queued = None
-
-
-def write_snapshot(control: np.ndarray, snapshot: MixSnapshot, song: int) -> None:
-    """Publish the snapshot for `song` in control (one writer): the sequence is odd while the
-    fields change."""
-    control[SEQUENCE] += 1
-    control[GAINS] = snapshot.gains
-    control[MODEL] = snapshot.model
-    control[PLAYING] = snapshot.playing
-    control[LOOP_START], control[LOOP_STOP] = snapshot.loop if snapshot.loop else (-1, -1)
-    control[TEMPO], control[SEMITONES] = snapshot.tempo, snapshot.semitones
-    control[SNAPSHOT_SONG] = song
-    control[SEQUENCE] += 1
-
-
-def _read_snapshot(control: np.ndarray) -> MixSnapshot:
-    loop = None if control[LOOP_START] < 0 else (int(control[LOOP_START]), int(control[LOOP_STOP]))
-    return MixSnapshot(gains=tuple(control[GAINS].tolist()), model=int(control[MODEL]),
-                       playing=bool(control[PLAYING]), loop=loop, tempo=float(control[TEMPO]),
-                       semitones=int(control[SEMITONES]))
-
-
 def _serve(connection: Connection, parent_end: Connection, control: np.ndarray, device: int | str | None,
            latency: float) -> None:
     """The child: open the output, then play the songs it is given until told to stop or the
@@ -273,15 +135,12 @@ def _serve(connection: Connection, parent_end: Connection, control: np.ndarray, 
     gc.freeze()  # the parent's objects: never walked here (nor copied by the walk)
     _raise_priority()
     mixers = ControlledMixer(control)
-    source: ControlledMixer | stretch.Stretched = mixers
-    if stretch.available():  # (imported before the sound starts: ~60 ms)
-        source = stretch.Stretched(mixers)
     try:
-        output = AudioOutput(source, device=device, latency=latency)
+        speaker = Speaker(mixers, device, latency)
     except AudioDeviceError as error:
         connection.send(str(error))
         return
-    connection.send(("playing", output.describe()))
+    connection.send(("waiting", speaker.waiting) if speaker.waiting else ("playing", speaker.describe()))
     songs: dict[int, Mixer] = {}  # every song the source may play: their last references live here
     forgotten: set[int] = set()  # let go of by the parent: dropped here once the source cannot play them
     try:
@@ -289,6 +148,8 @@ def _serve(connection: Connection, parent_end: Connection, control: np.ndarray, 
             for number in forgotten - mixers.held:
                 songs.pop(number, None)
                 forgotten.discard(number)
+            if speaker.check():
+                connection.send(("playing", speaker.describe()))
             if not connection.poll(0.5):
                 continue
             try:
@@ -299,9 +160,119 @@ def _serve(connection: Connection, parent_end: Connection, control: np.ndarray, 
                 break
             _obey(message, song, mixers, songs, forgotten)
     finally:
-        output.close()
+        speaker.close()
         # into the player's log (the command line sends file descriptor 2 there)
-        print(f"tuiplayer sound: {output.report()}", file=sys.stderr, flush=True)
+        print(f"tuiplayer sound: {speaker.stats.report()}", file=sys.stderr, flush=True)
+
+
+class Gate:
+    """Silence until `opened`, then `source`'s sound: a new output starts while the silent clock
+    still runs the mixers, and takes over from it at one moment."""
+
+    def __init__(self, source: ControlledMixer | stretch.Stretched) -> None:
+        self.source = source
+        self.opened = False
+
+    def fill(self, out: np.ndarray) -> bool:
+        if not self.opened:
+            out[:] = 0.0
+            return True
+        return self.source.fill(out)
+
+
+class Speaker:
+    """The sound process's output, kept going: the sound card while it plays; while it is lost
+    (output.LOST_S), the silent clock over the same mixers, so that the playhead goes on, and
+    another try to open it every RECONNECT_S; control[HEARD] says which. Tempo and pitch
+    (`stretch.Stretched`) come after the mixers, where Rubber Band is installed."""
+
+    def __init__(self, mixers: ControlledMixer, device: int | str | None, latency: float | None) -> None:
+        """Raises AudioDeviceError when the output does not open at first, unless it is the
+        sound server PULSE_SERVER names (a tunnel may not be up yet): then `waiting` says why,
+        and it is tried again like a lost one."""
+        self.mixers, self.device, self.latency = mixers, device, latency
+        self.source: ControlledMixer | stretch.Stretched = mixers
+        if stretch.available():  # (imported before the sound starts: ~60 ms)
+            self.source = stretch.Stretched(mixers)
+        self.stats = OutputStats()
+        self._gate = Gate(self.source)
+        self._gate.opened = True
+        self.output: AudioOutput | None = None
+        self.clock: SilentClock | None = None
+        self.waiting: str | None = None
+        """Why the output did not open at first (None: it did)."""
+        self._retry_at = 0.0
+        self._closing: list[threading.Thread] = []  # lost outputs being closed
+        try:
+            self.output = AudioOutput(self._gate, device, latency=latency, stats=self.stats)
+        except AudioDeviceError as error:
+            if device is not None or not os.environ.get("PULSE_SERVER", "").strip():
+                raise
+            self.waiting = str(error)
+            self._go_silent()
+            return
+        mixers.control[HEARD] = 1
+
+    def describe(self) -> str:
+        return self.output.describe() if self.output is not None else "lost"
+
+    def check(self) -> bool:
+        """Call every half second or so: let go of a lost output, or try to open it again when
+        due. True when it was opened again."""
+        now = time.monotonic()
+        if self.output is not None:
+            if self.output.lost():
+                self._lose(self.output)
+            return False
+        if now < self._retry_at:
+            return False
+        if any(closing.is_alive() for closing in self._closing):
+            self._retry_at = now + RECONNECT_S  # (PortAudio is not to be restarted under it)
+            return False
+        self._closing.clear()
+        gate = Gate(self.source)
+        try:
+            refresh_outputs()  # (the sound server may be another one now, or there at last)
+            output = AudioOutput(gate, self.device, latency=self.latency, stats=self.stats)
+        except AudioDeviceError:
+            self._retry_at = time.monotonic() + RECONNECT_S
+            return False
+        if self.clock is not None:
+            self.clock.close()
+            self.clock = None
+        if isinstance(self.source, stretch.Stretched):
+            self.source.restart()
+        gate.opened = True
+        self.output, self._gate = output, gate
+        self.mixers.control[HEARD] = 1
+        return True
+
+    def _lose(self, output: AudioOutput) -> None:
+        self._gate.opened = False  # (should its callback come back, it no longer touches the mixers)
+        # closed on a thread of its own: a stream whose server went away may take long to close
+        closing = threading.Thread(target=_close_quietly, args=(output,), daemon=True)
+        closing.start()
+        self._closing.append(closing)
+        time.sleep(GATE_CLOSE_S)  # (a callback that was running as the gate closed has returned)
+        self.output = None
+        self.stats.lost()
+        self._go_silent()
+
+    def _go_silent(self) -> None:
+        self.clock = SilentClock(self.mixers)
+        self.mixers.control[HEARD] = 0
+        self._retry_at = time.monotonic() + RECONNECT_S
+
+    def close(self) -> None:
+        if self.clock is not None:
+            self.clock.close()
+        if self.output is not None:
+            _close_quietly(self.output)
+
+
+def _close_quietly(output: AudioOutput) -> None:
+    with contextlib.suppress(Exception):  # (PortAudio's own complaint about a dead stream: nothing to do)
+        output.close()
 
 
 def _obey(message: tuple[Any, ...], song: SharedSong | None, source: ControlledMixer, songs: dict[int, Mixer],
@@ -325,17 +296,21 @@ class AudioProcess(Child):
     """Plays the session's songs in a child process (see the module docstring), as the shared
     `control` array says. Raises AudioDeviceError (one line) when the output cannot be opened."""
 
-    def __init__(self, control: np.ndarray, device: int | str | None = None, latency: float = LATENCY_S) -> None:
+    def __init__(self, control: np.ndarray, device: int | str | None = None, latency: float | None = None) -> None:
         self._control = control
         self._moved = (-1.0, time.monotonic())  # the playhead last seen, and since when
         super().__init__(_serve, (control, device, latency), "tuiplayer-audio")
         problem: str | None = "the sound process did not start"
         self.description = ""
         """The output and its latency, as the child opened it (e.g. "pulse, 50 ms")."""
+        self.waiting: str | None = None
+        """Why the output did not open at first, where the child tries again (PULSE_SERVER)."""
         try:
             if self._connection.poll(START_TIMEOUT_S):
                 answer = self._connection.recv()
-                if isinstance(answer, tuple):
+                if isinstance(answer, tuple) and answer[0] == "waiting":
+                    problem, self.waiting = None, str(answer[1])
+                elif isinstance(answer, tuple):
                     problem, self.description = None, str(answer[1])
                 else:
                     problem = str(answer)
@@ -356,6 +331,17 @@ class AudioProcess(Child):
     def forget(self, song: int) -> None:
         """Let go of song number `song` (taken back if queued; never the one playing)."""
         self.send(("forget", song))
+
+    @property
+    def heard(self) -> bool:
+        """Whether the child's output plays (False while it is lost and tried again); the
+        description follows what the child last said it opened."""
+        with contextlib.suppress(EOFError, OSError):
+            while self._connection.poll(0):
+                news = self._connection.recv()
+                if isinstance(news, tuple) and news[0] == "playing":
+                    self.description = str(news[1])
+        return bool(self._control[HEARD])
 
     def stalled(self) -> bool:
         """Whether the sound has stopped against the user's will: the child is gone, or the

@@ -63,7 +63,7 @@ def is_unchanged(snapshot: MixSnapshot) -> bool:
 
 
 class Controlled(Protocol):
-    """The sound process's source (process.ControlledMixer): the user's settings, then the remix."""
+    """The sound process's source (control.ControlledMixer): the user's settings, then the remix."""
 
     @property
     def snapshot(self) -> MixSnapshot: ...
@@ -129,6 +129,11 @@ class Stretched:
             self._set_ratios(wanted)
         self._pull(out)
         return True
+
+    def restart(self) -> None:
+        """The playhead went on without the stretcher (the silent clock ran the source): forget
+        what it holds; the next buffer starts it afresh where the playhead is."""
+        self._engaged = False
 
     def _cross_into(self, out: np.ndarray) -> None:
         """The first buffer through the stretcher: from the playhead the song's own sound,

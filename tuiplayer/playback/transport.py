@@ -9,25 +9,22 @@ Songs (`tuiplayer.stems.SharedSong`) are handed to the sound as they come: `play
 `queue` one to follow the playing one without a gap; `current` is the song the screen shows,
 and follows the sound into the queued one (`moved_on`).
 
-The sound comes from a sound process (`AudioProcess`, PortAudio in a child) — or, with
---no-audio, with no device, or once that process stops (a device unplugged), from a
+The sound comes from a sound process (`AudioProcess`, PortAudio in a child), which keeps its
+output going by itself: when the output is lost (a forwarded sound server's link down, a
+device unplugged) it plays on silently and reconnects (control HEARD says which). With
+--no-audio, with no device at launch, or once that process is gone, the sound comes from a
 `SilentClock` in this process, which runs the same mixers over the same control array in real
 time and drops the sound: the playhead goes on from where it was. `Transport` owns that
-choice and that fallback; the player only reads and writes the transport.
+choice and that fallback, and says what changed (`check`); the player only reads and writes
+the transport.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 
-import numpy as np
-
-from tuiplayer.config import SIGNAL
 from tuiplayer.errors import TuiplayerError
-from tuiplayer.playback.mixer import Mixer, MixSnapshot
-from tuiplayer.playback.output import BLOCK_FRAMES, LATENCY_S
-from tuiplayer.playback.process import (
+from tuiplayer.playback.control import (
     ENDED,
     NO_SONG,
     POSITION,
@@ -35,42 +32,17 @@ from tuiplayer.playback.process import (
     SEEK_SONG,
     SEEK_TARGET,
     SONG,
-    AudioProcess,
     ControlledMixer,
+    SilentClock,
     new_control,
     write_snapshot,
 )
-from tuiplayer.playback.stretch import TEMPO_MAX
+from tuiplayer.playback.mixer import Mixer, MixSnapshot
+from tuiplayer.playback.process import RECONNECT_S, AudioProcess
 from tuiplayer.stems import SharedSong
 
-
-class SilentClock:
-    """Stands in for a sound card: pulls buffers from the mixer in real time and drops them,
-    at the snapshot's tempo (a buffer of wall time holds tempo × as much of the song)."""
-
-    def __init__(self, source: ControlledMixer, block_frames: int = BLOCK_FRAMES) -> None:
-        self.source = source
-        self._buffer = np.zeros((int(block_frames * TEMPO_MAX) + 1, 2), dtype=np.float32)
-        self._block_frames = block_frames
-        self._period = block_frames / SIGNAL.sample_rate
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="silent-clock", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        due, owed = time.perf_counter(), 0.0  # (song frames not yet played: fractions add up)
-        while not self._stop.is_set():
-            self.source.take_control()
-            owed += self._block_frames * self.source.snapshot.tempo
-            frames = int(owed)
-            owed -= frames
-            self.source.render(self._buffer[:frames])
-            due += self._period
-            self._stop.wait(max(0.0, due - time.perf_counter()))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(1.0)
+LOST = f"playing silently, trying to reconnect every {RECONNECT_S:.0f} s"
+"""What the window says while the sound process's output is lost."""
 
 
 class Transport:
@@ -92,14 +64,18 @@ class Transport:
         self._songs: dict[int, tuple[SharedSong, MixSnapshot]] = {}  # what the output holds
         self._queued: int | None = None
         self._mixers: dict[int, Mixer] = {}  # the silent clock's
+        self._heard = True  # the sound process's output, as last seen by check()
 
-    def start(self, device: int | str | None = None, sound: bool = True, latency: float = LATENCY_S) -> None:
+    def start(self, device: int | str | None = None, sound: bool = True, latency: float | None = None) -> None:
         """Open the sound: a sound process (it forks: call this before threads start and before
         songs are decoded, which the child would otherwise hold on to), else the silent clock,
         with `error` and `note` saying why."""
         if sound:
             try:
                 self.output = AudioProcess(self.control, device, latency)
+                if self.output.waiting:  # (it tries again by itself)
+                    self._heard = False
+                    self.note = f"{self.output.waiting} — {LOST}"
                 return
             except TuiplayerError as error:
                 self.error = str(error)
@@ -115,7 +91,7 @@ class Transport:
     def description(self) -> str:
         """What plays the sound, for the window: the output and its latency, or the silent clock."""
         if isinstance(self.output, AudioProcess):
-            return self.output.description
+            return self.output.description if self._heard else LOST
         return "no sound (silent clock)"
 
     # ---- songs -------------------------------------------------------------------------------
@@ -189,15 +165,23 @@ class Transport:
         self.output = SilentClock(source)
 
     def check(self) -> str | None:
-        """Call on a timer: if the sound process stopped on its own (a device unplugged, a
-        dead process), carry on with the silent clock from the same playhead and return the
-        notice to show (once); None while all is well."""
-        if not (isinstance(self.output, AudioProcess) and self.output.stalled()):
+        """Call on a timer: the notice to show (once) when the sound process's output was lost
+        (a link down, a device unplugged: the process plays on silently and reconnects by
+        itself) or is back, or when the process itself is gone (then the silent clock here
+        carries on from the same playhead); None while nothing changed."""
+        output = self.output
+        if not isinstance(output, AudioProcess):
             return None
-        threading.Thread(target=self.output.close, daemon=True).start()  # (it may take a while)
-        self._silent()
-        self.note = "the sound output stopped (device unplugged?) — playing silently"
-        return self.note
+        if output.stalled():
+            threading.Thread(target=output.close, daemon=True).start()  # (it may take a while)
+            self._silent()
+            self.note = "the sound stopped (its process ended) — playing silently"
+            return self.note
+        if output.heard == self._heard:
+            return None
+        self._heard = output.heard
+        self.note = "" if self._heard else f"the sound output was lost — {LOST}"
+        return f"the sound is back: {output.description}" if self._heard else self.note
 
     @property
     def pid(self) -> int | None:

@@ -39,7 +39,6 @@ from tuiplayer.config import SIGNAL, STEMS
 from tuiplayer.errors import TuiplayerError
 from tuiplayer.files import describe_os_error
 from tuiplayer.modelstore import ModelCard
-from tuiplayer.playback.output import LATENCY_S
 from tuiplayer.player import recall
 from tuiplayer.player.core import GAIN_STEP_DB, Player, Session, format_time
 from tuiplayer.player.keys import KEYS, display
@@ -184,7 +183,7 @@ class SongQueue:
 def make_app(songs: list[Path] | SongQueue, cards: list[ModelCard], load_model: Callable[[ModelCard], Predict], *,
              loader: Callable[[Path], Audio] = load, device: int | str | None = None, sound: bool = True,
              cache: StemCache | None = None, keymap: dict[str, str] | None = None, mute: tuple[int, ...] = (),
-             memory: Path | None = None, latency: float = LATENCY_S, tempo: float | None = None,
+             memory: Path | None = None, latency: float | None = None, tempo: float | None = None,
              semitones: int | None = None) -> PlayerApp:
     """The player on a session's songs: its sound and separation processes are forked first
     (before any song is decoded and before the screen's threads), then the first song that

@@ -32,7 +32,7 @@ from tuiplayer.errors import TuiplayerError
 from tuiplayer.modelstore import ModelCard
 from tuiplayer.playback import stretch
 from tuiplayer.playback.mixer import MixSnapshot
-from tuiplayer.playback.output import BLOCK_FRAMES, LATENCY_S
+from tuiplayer.playback.output import BLOCK_FRAMES
 from tuiplayer.playback.transport import Transport
 from tuiplayer.player.recall import END_MARGIN_S, SongState
 from tuiplayer.separation.cache import StemCache, content_hash
@@ -84,7 +84,7 @@ class Session:
         self._numbers = itertools.count()
         self._closing = threading.Lock()
 
-    def start(self, device: int | str | None = None, sound: bool = True, latency: float = LATENCY_S) -> None:
+    def start(self, device: int | str | None = None, sound: bool = True, latency: float | None = None) -> None:
         """Fork the sound process and the separation process: before any song is decoded (a
         child would hold on to every page the parent held when it forked) and before any
         thread starts (the app factory calls this first). An output named by the user that

@@ -37,7 +37,8 @@ from multiprocessing.connection import Connection
 import numpy as np
 
 from tuiplayer.dsp.stft import Stft
-from tuiplayer.playback.process import MODEL, POSITION, SONG, Child, name_process
+from tuiplayer.playback.control import MODEL, POSITION, SONG
+from tuiplayer.playback.process import Child, name_process
 from tuiplayer.separation.cache import StemCache
 from tuiplayer.separation.engine import BlocksDone, Engine, Event, ModelSlot
 from tuiplayer.separation.separator import Predict
