@@ -15,14 +15,11 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from tuiplayer.config import SIGNAL, STEMS  # noqa: E402
+from tuiplayer.data.labels import FULL_LABELS, labels  # noqa: E402
 from tuiplayer.errors import ModelError  # noqa: E402
 from tuiplayer.nn.models import ARCHITECTURES, TINY_OPTIONS, build_model  # noqa: E402
 from tuiplayer.nn.models import layers as L  # noqa: E402
-from tuiplayer.nn.models.losses import (  # noqa: E402
-    StemMagnitudeL1,
-    masked_magnitude_l1,
-    with_stem_estimates,
-)
+from tuiplayer.nn.models.losses import GroupedL1, TrainerLoss, masked_magnitude_l1, with_group_loss  # noqa: E402
 
 # Keras' TensorFlow/JAX backends call np.array on tensors whose __array__ predates numpy 2's copy=
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept:DeprecationWarning")
@@ -185,16 +182,40 @@ def test_loss_is_zero_for_the_oracle_ratio_mask() -> None:
     assert float(masked_magnitude_l1(stems, even, mixture)) == pytest.approx(expected, rel=1e-5)
     weighted = float(masked_magnitude_l1(stems, even, mixture, stem_weights=(2, 0, 0, 0)))
     assert weighted == pytest.approx(2 * np.abs(even * mixture[..., None] - stems)[..., 0].mean() / 4, rel=1e-5)
-    loss = StemMagnitudeL1()
-    assert float(loss(stems, even * mixture[..., None])) == pytest.approx(expected, rel=1e-5)
-    assert StemMagnitudeL1.from_config(StemMagnitudeL1(stem_weights=(1, 2, 3, 4)).get_config()).stem_weights == (
-        1.0,
-        2.0,
-        3.0,
-        4.0,
-    )
+    labels = np.repeat(FULL_LABELS[None], 2, axis=0)
+    per_example = _numpy(GroupedL1()([even * mixture[..., None], stems, labels]))
+    np.testing.assert_allclose(per_example, np.abs(even * mixture[..., None] - stems).mean(axis=(1, 2, 3, 4)),
+                               rtol=1e-5)  # full labels: the plain formula, per example
+    weighted = _numpy(GroupedL1(stem_weights=(2, 0, 0, 0))([even * mixture[..., None], stems, labels]))
+    np.testing.assert_allclose(weighted, 2 * np.abs(even * mixture[..., None] - stems)[..., 0].mean(axis=(1, 2, 3)) / 4,
+                               rtol=1e-5)
+    assert GroupedL1.from_config(GroupedL1(stem_weights=(1, 2, 3, 4)).get_config()).stem_weights == (1, 2, 3, 4)
     with pytest.raises(ValueError, match="Received:"):
-        StemMagnitudeL1(stem_weights=(1, 2))
+        GroupedL1(stem_weights=(1, 2))
+
+
+def test_partial_labels_judge_only_what_they_know() -> None:
+    """Vocals and the sum of the rest known (a real instrumental under a generated voice): how
+    the estimate splits the rest among drums, bass and other costs nothing; a lower bound (a
+    real guitar inside "other") costs only where "other" holds less than it."""
+    rng = np.random.default_rng(2)
+    stems = rng.exponential(1.0, (1, 4, 8, 2, 4)).astype(np.float32)
+    vocal_and_rest = labels((["vocals"], False), (["drums", "bass", "other"], False))
+    targets = np.zeros_like(stems)
+    targets[..., 0], targets[..., 1] = stems[..., 0], stems[..., 1:].sum(-1)
+    loss = GroupedL1()
+    shuffled = stems.copy()
+    shuffled[..., 1:] = stems[..., 1:][..., ::-1]  # the rest split another way, same sum
+    assert float(_numpy(loss([shuffled, targets, vocal_and_rest[None]]))[0]) == pytest.approx(0.0, abs=1e-6)
+    wrong_vocals = stems.copy()
+    wrong_vocals[..., 0] += 1.0  # vocals 1 too loud everywhere; the rest's sum still right
+    assert float(_numpy(loss([wrong_vocals, targets, vocal_and_rest[None]]))[0]) == pytest.approx(1.0 / 4, rel=1e-5)
+    at_least = labels((["other"], True))
+    guitar = np.zeros_like(stems)
+    guitar[..., 0] = stems[..., 3]
+    assert float(_numpy(loss([stems * 1.5, guitar, at_least[None]]))[0]) == pytest.approx(0.0, abs=1e-6)
+    short = float(_numpy(loss([stems * 0.5, guitar, at_least[None]]))[0])
+    assert short == pytest.approx(0.5 * stems[..., 3].mean() / 4, rel=1e-5)  # only the shortfall
 
 
 def test_build_model_rejects_unknown_names_and_bad_values() -> None:
@@ -215,8 +236,8 @@ def test_build_model_rejects_unknown_names_and_bad_values() -> None:
 def test_a_few_gradient_steps_reduce_the_loss(arch: str) -> None:
     keras.utils.set_random_seed(7)
     separator = build_model(arch, **TINY_OPTIONS[arch])
-    trainer = with_stem_estimates(separator)
-    trainer.compile(optimizer=keras.optimizers.Adam(1e-2), loss=StemMagnitudeL1())
+    trainer = with_group_loss(separator)
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-2), loss=TrainerLoss())
     # a learnable batch: stems with distinct spectral shapes, mixture = their sum
     rng = np.random.default_rng(0)
     bins = np.linspace(0.0, 1.0, SIGNAL.n_bins, dtype=np.float32)
@@ -225,7 +246,8 @@ def test_a_few_gradient_steps_reduce_the_loss(arch: str) -> None:
     stems = (gains * profiles[None, None, :, None, :]).astype(np.float32)
     mixture = stems.sum(-1)
     # losses of the training-mode forward pass (BatchNorm on batch statistics) at each step
-    losses = [float(trainer.train_on_batch(mixture, stems)) for _ in range(15)]
+    batch = (mixture, stems, np.repeat(FULL_LABELS[None], len(mixture), axis=0))
+    losses = [float(trainer.train_on_batch(batch, np.zeros(len(mixture), np.float32))) for _ in range(15)]
     assert np.isfinite(losses).all()
     assert min(losses[-3:]) < 0.9 * losses[0], losses
     # the wrapper trained the separator itself

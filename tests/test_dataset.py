@@ -19,7 +19,14 @@ from scipy import signal as sps
 from tuiplayer.config import SIGNAL, STEMS
 from tuiplayer.data import augment as aug
 from tuiplayer.data.augment import AugmentConfig, StemEffects, apply_stem_effects, augment_stems
-from tuiplayer.data.examples import ExampleConfig, ExampleMaker, draw_plan, example_rng, iterate_batches
+from tuiplayer.data.examples import (
+    FULL_LABELS,
+    ExampleConfig,
+    ExampleMaker,
+    draw_plan,
+    example_rng,
+    iterate_batches,
+)
 from tuiplayer.data.store import StemStore
 from tuiplayer.data.tracks import find_tracks
 from tuiplayer.dsp.stft import Stft
@@ -387,7 +394,8 @@ def test_draw_plan() -> None:
 def test_example_shapes_and_content() -> None:
     store = store_of(2)
     maker = ExampleMaker(store, None, ExampleConfig(planner_effort="FFTW_ESTIMATE", with_mixture_spec=True))
-    mixture, stems, spec = maker.example(seed=3, index=5)
+    mixture, stems, labels, spec = maker.example(seed=3, index=5)
+    np.testing.assert_array_equal(labels, FULL_LABELS)  # a multitrack song: every stem known
     assert mixture.shape == (192, 1024, 2) and mixture.dtype == np.float32
     assert stems.shape == (192, 1024, 2, 4) and stems.dtype == np.float32
     assert spec.shape == (192, 2049, 2) and spec.dtype == np.complex64
@@ -431,7 +439,8 @@ def test_mixture_is_the_sum_of_augmented_stems() -> None:
     expected = np.abs(stft.forward(audio.sum(axis=0))[2:194, :1024])
     np.testing.assert_allclose(mixture, expected, rtol=1e-4, atol=1e-4)
     assert np.all(stems.sum(axis=-1) >= mixture - 1e-4)  # triangle inequality per bin
-    maker.make(example_rng(0, 1), mixture_again := np.empty_like(mixture), np.empty_like(stems))
+    maker.make(example_rng(0, 1), mixture_again := np.empty_like(mixture), np.empty_like(stems),
+               np.empty((4, 5), np.float32))
     np.testing.assert_array_equal(mixture_again, mixture)  # make = excerpt_audio + spectrograms
 
 
@@ -448,7 +457,7 @@ def test_iterate_batches_deterministic_whatever_the_workers() -> None:
         np.testing.assert_array_equal(a[1], b[1])
     assert not np.array_equal(one[0][0], other[0])
     # example k of the stream = ExampleMaker.example(seed, k)
-    mixture, stems = ExampleMaker(store, AugmentConfig(), FAST).example(11, 4)
+    mixture, stems, _ = ExampleMaker(store, AugmentConfig(), FAST).example(11, 4)
     np.testing.assert_array_equal(mixture, one[1][0][1])
     np.testing.assert_array_equal(stems, one[1][1][1])
 
@@ -458,7 +467,8 @@ def test_iterate_batches_from_tracks(dataset: Path) -> None:
     batches = list(iterate_batches(tracks, 2, seed=0, augment=None, n_batches=1, cache_in_memory=False,
                                    config=FAST))
     assert len(batches) == 1
-    _, stems = batches[0]
+    _, stems, labels = batches[0]
+    assert labels.shape == (2, 4, 5)
     # no augmentation, tones: each stem's energy sits at its own frequency
     for j, stem in enumerate(STEMS):
         strongest_bin = int(np.argmax(stems[0, ..., j].sum(axis=(0, 2))))
@@ -479,7 +489,8 @@ def test_make_dataset_yields_the_documented_batches() -> None:
     dataset = make_dataset(store, 2, seed=5, n_batches=2, workers=2, config=config)
     batches = [tuple(array.numpy() for array in batch) for batch in dataset]
     assert len(batches) == 2
-    mixture, stems, spec = batches[0]
+    mixture, stems, labels, spec = batches[0]
+    assert labels.shape == (2, 4, 5) and labels.dtype == np.float32
     assert mixture.shape == (2, 192, 1024, 2) and mixture.dtype == np.float32
     assert stems.shape == (2, 192, 1024, 2, 4) and stems.dtype == np.float32
     assert spec.shape == (2, 192, 2049, 2) and spec.dtype == np.complex64

@@ -145,17 +145,18 @@ def test_a_tiny_model_learns(tmp_path: Path) -> None:
     from tuiplayer.data.examples import ExampleConfig, iterate_batches
     from tuiplayer.data.tracks import find_tracks
     from tuiplayer.nn.models import TINY_OPTIONS, build_model
-    from tuiplayer.nn.models.losses import StemMagnitudeL1, with_stem_estimates
+    from tuiplayer.nn.models.losses import TrainerLoss, with_group_loss
 
     tracks = find_tracks(write_dataset(tmp_path / "data", 2))
-    mixture, stems = next(iterate_batches(tracks, 2, seed=0, augment=AugmentConfig.off(), n_batches=1,
-                                          config=ExampleConfig(planner_effort="FFTW_ESTIMATE")))
+    batch = next(iterate_batches(tracks, 2, seed=0, augment=AugmentConfig.off(), n_batches=1,
+                                 config=ExampleConfig(planner_effort="FFTW_ESTIMATE")))
     keras.utils.set_random_seed(0)
-    trainer = with_stem_estimates(build_model("unet", **TINY_OPTIONS["unet"]))
-    trainer.compile(optimizer=keras.optimizers.Adam(0.01), loss=StemMagnitudeL1())
-    before = float(trainer.evaluate(mixture, stems, verbose=0))
-    trainer.fit(mixture, stems, epochs=12, batch_size=2, verbose=0)
-    assert float(trainer.evaluate(mixture, stems, verbose=0)) < 0.8 * before
+    trainer = with_group_loss(build_model("unet", **TINY_OPTIONS["unet"]))
+    trainer.compile(optimizer=keras.optimizers.Adam(0.01), loss=TrainerLoss())
+    zeros = np.zeros(2, np.float32)
+    before = float(trainer.evaluate(batch, zeros, verbose=0))
+    trainer.fit(batch, zeros, epochs=12, batch_size=2, verbose=0)
+    assert float(trainer.evaluate(batch, zeros, verbose=0)) < 0.8 * before
 
 
 def test_broken_model_files_give_one_clear_error(tmp_path: Path) -> None:
@@ -193,3 +194,26 @@ def test_eval_bsseval_scores_the_oracle_above_the_floor(tmp_path: Path) -> None:
     assert plain.returncode == 0 and plain.stdout.startswith("SDR (dB)")
     plain_scores = json.loads((tmp_path / "plain.json").read_text())
     assert plain_scores["oracle"]["track 0"]["bass"] != pytest.approx(scores["oracle"]["track 0"]["bass"], abs=0.1)
+
+
+@pytest.mark.slow
+def test_train_with_real_recordings_names_them_on_the_card(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`train --real DIR`: examples with partial labels go through the same trainer, and the
+    card says which packages (with their licences) and how much of them."""
+    from tests.test_real import fake_packages
+    from tuiplayer.data.real import prepare
+
+    prepare(tmp_path / "real", fake_packages(tmp_path / "usr"), log=lambda _: None)
+    models = tmp_path / "models"
+    monkeypatch.setenv(modelstore.MODELS_ENV, str(models))
+    result = run_cli("train", "--data", write_dataset(tmp_path / "train", 2), "--arch", "unet", "--out",
+                     models / "real", "--steps", "2", "--steps-per-epoch", "2", "--batch-size", "2",
+                     "--run-dir", tmp_path / "run", "--real", tmp_path / "real", "--real-share", "1", *TINY_UNET)
+    assert result.returncode == 0, result.stderr
+    real = modelstore.resolve("real").training["real"]
+    assert real["share"] == 1.0 and real["packages"]["sonic-pi"] == "CC0-1.0"
+    assert set(real["hours"]) == {"instrumental", "guitar", "drums", "band"}
+    assert np.isfinite(json.loads((tmp_path / "run" / "state.json").read_text())["history"][-1]["loss"])
+    refused = run_cli("train", "--data", tmp_path / "train", "--arch", "unet", "--out", models / "x",
+                      "--real", tmp_path / "nothing", *TINY_UNET)
+    assert refused.returncode == 2 and "tuiplayer sources" in refused.stderr

@@ -20,7 +20,7 @@ from typing import Any
 from tuiplayer import __version__
 from tuiplayer.config import MODEL_SELECTIONS, STEMS
 from tuiplayer.errors import BadInput, TuiplayerError
-from tuiplayer.files import check_writable, write_text
+from tuiplayer.files import check_folder_writable, check_writable, write_text
 
 
 def _format_duration(seconds: float) -> str:
@@ -380,6 +380,22 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sources(args: argparse.Namespace) -> int:
+    """Decode the real recordings of the Debian packages that are installed (data.real)."""
+    from tuiplayer.data import real
+
+    check_folder_writable(args.out)
+    index = real.prepare(args.out, force=args.force)
+    hours = ", ".join(f"{role} {seconds / 3600:.2f} h" for role, seconds in index["seconds"].items())
+    print(f"wrote {args.out / real.INDEX_FILE}: {len(index['sources'])} recordings ({hours})")
+    if index["missing_packages"]:
+        print("not installed (nothing taken from them): " + " ".join(index["missing_packages"]), file=sys.stderr)
+    if not index["sources"]:
+        raise BadInput("none of the packages is installed: sudo apt-get install " + " ".join(
+            sorted({source.package for source in real.SOURCES})))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train a separator and write its model folder."""
     from tuiplayer.nn.train import TrainConfig, parse_options, train
@@ -393,6 +409,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         validation=str(args.validation) if args.validation else None, hours=args.hours,
         version=args.version, options=parse_options(args.option), init=args.init,
         stem_weights=args.stem_weights, select=args.select,
+        real=str(args.real) if args.real else None, real_share=args.real_share,
     )
     for folder in (*config.data, *([config.validation] if config.validation else [])):
         if not Path(folder).is_dir():
@@ -662,6 +679,12 @@ def build_parser() -> argparse.ArgumentParser:
                           help="write the medians into the model's card under this dataset label")
     evaluate.set_defaults(run=cmd_eval)
 
+    sources = commands.add_parser("sources", help="collect real recordings from Debian packages as training "
+                                  "material (game soundtracks, Frets on Fire songs, Sonic Pi's drum loops)")
+    sources.add_argument("out", type=Path, metavar="DIR", help="folder to write (WAV files and sources.json)")
+    sources.add_argument("--force", action="store_true", help="replace files written before")
+    sources.set_defaults(run=cmd_sources)
+
     train = commands.add_parser("train", help="train a separator and write its model folder")
     train.add_argument("--data", type=Path, action="append", required=True, metavar="DIR",
                        help="dataset folder (MUSDB18-HQ layout; repeatable)")
@@ -682,6 +705,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--select", choices=MODEL_SELECTIONS, default="mean",
                        help="keep the epoch with the best mean SDR, or whose weakest stem is furthest above mixture/4")
     train.add_argument("--init", metavar="MODEL", help="start from this model's weights (continue training)")
+    train.add_argument("--real", type=Path, metavar="DIR",
+                       help="real recordings prepared by `tuiplayer sources` (partial labels; see --real-share)")
+    train.add_argument("--real-share", type=float, default=0.3, metavar="P",
+                       help="with --real: the share of examples made from them (default 0.3)")
     train.add_argument("--run-dir", type=Path, help="checkpoints and logs (default runs/NAME)")
     train.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
     train.add_argument("--force", action="store_true", help="replace an existing model.keras")

@@ -15,10 +15,15 @@ Layout (time-first, channels-last, stems last in STEMS order — as the models' 
 losses in `tuiplayer.nn.models` have them, so `fit(x=mixture, y=stems)` needs no transpose):
 
     mixture  float32 (batch, n_frames, n_bins, channels)            = (B, 192, 1024, 2)
-    stems    float32 (batch, n_frames, n_bins, channels, len(STEMS)) = (B, 192, 1024, 2, 4)
+    targets  float32 (batch, n_frames, n_bins, channels, len(STEMS)) = (B, 192, 1024, 2, 4)
+    labels   float32 (batch, len(STEMS), len(STEMS) + 1)            = (B, 4, 5)
     mixture_spec (optional) complex64 (batch, n_frames, n_freqs, channels) = (B, 192, 2049, 2)
 
-so ``stems[..., j]`` has the mixture's shape and ``stems.sum(-1)`` ≥ ``mixture`` (magnitudes).
+Each example is the sum of four *parts*; ``targets[..., k]`` is part k's magnitude and the
+labels say what part k is (`tuiplayer.nn.models.losses`): for a multitrack song part k is stem
+k (FULL_LABELS), so ``targets`` are the stems, ``targets[..., j]`` has the mixture's shape and
+``targets.sum(-1)`` ≥ ``mixture`` (magnitudes). Real recordings (`tuiplayer.data.real`) make
+parts that are sums of stems, or only a lower bound of one.
 
 `iterate_batches` yields these as numpy arrays (no TensorFlow: the trainer can use it under the
 JAX or PyTorch Keras backends); examples are made by a pool of threads (numpy, scipy and FFTW
@@ -33,21 +38,25 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tuiplayer.config import SIGNAL, STEMS, SignalConfig
 from tuiplayer.data.augment import DEFAULT_AUGMENT, AugmentConfig, augment_stems
+from tuiplayer.data.labels import FULL_LABELS
 from tuiplayer.data.store import StemStore
 from tuiplayer.data.tracks import Track
 from tuiplayer.dsp.stft import Stft
 
+if TYPE_CHECKING:
+    from tuiplayer.data.real import RealSources
+
 STEM_AXIS = -1
 """Axis of the stems in a batch of stem spectrograms (B, n_frames, n_bins, 2, len(STEMS))."""
 
-BATCH_DTYPES: tuple[type[np.generic], ...] = (np.float32, np.float32, np.complex64)
-"""dtypes of a batch's arrays: mixture, stems, mixture_spec (the last only when asked for)."""
-
+BATCH_DTYPES: tuple[type[np.generic], ...] = (np.float32, np.float32, np.float32, np.complex64)
+"""dtypes of a batch's arrays: mixture, targets, labels, mixture_spec (the last only when asked for)."""
 
 @dataclass(frozen=True)
 class ExampleConfig:
@@ -79,10 +88,11 @@ class ExampleConfig:
         return self.signal.n_fft // 2 // self.signal.hop_length
 
     def shapes(self, batch_size: int) -> tuple[tuple[int, ...], ...]:
-        """Shapes of the arrays in one batch: mixture, stems[, mixture_spec]."""
+        """Shapes of the arrays in one batch: mixture, targets, labels[, mixture_spec]."""
         cfg = self.signal
         block = (cfg.n_frames, cfg.n_bins, cfg.channels)
-        shapes: tuple[tuple[int, ...], ...] = ((batch_size, *block), (batch_size, *block, len(STEMS)))
+        shapes: tuple[tuple[int, ...], ...] = ((batch_size, *block), (batch_size, *block, len(STEMS)),
+                                               (batch_size, len(STEMS), len(STEMS) + 1))
         if self.with_mixture_spec:
             shapes += ((batch_size, cfg.n_frames, cfg.n_freqs, cfg.channels),)
         return shapes
@@ -130,13 +140,17 @@ class ExampleMaker:
     """Makes examples from a store; thread-safe (each thread keeps its own STFT buffer)."""
 
     def __init__(self, store: StemStore, augment: AugmentConfig | None = None,
-                 config: ExampleConfig = DEFAULT_EXAMPLES) -> None:
+                 config: ExampleConfig = DEFAULT_EXAMPLES, real: RealSources | None = None,
+                 real_share: float = 0.0) -> None:
+        """real, real_share: examples made from real recordings (`tuiplayer.data.real`) this
+        often, else from the store's multitrack songs."""
         if augment is not None and augment.sample_rate != config.signal.sample_rate:
             raise ValueError(
                 f"augment.sample_rate must equal the signal's. Received {augment.sample_rate}, "
                 f"{config.signal.sample_rate}"
             )
         self.store = store
+        self.real, self.real_share = real, real_share
         self.augment = augment if augment is not None else AugmentConfig.off()
         self.config = config
         self.stft = Stft(config.signal, threads=1, planner_effort=config.planner_effort)
@@ -172,12 +186,18 @@ class ExampleMaker:
             spec_out[:] = mixture
 
     def make(self, rng: np.random.Generator, mixture_out: np.ndarray, stems_out: np.ndarray,
-             spec_out: np.ndarray | None = None) -> None:
-        """One example into the given arrays (shapes as in `spectrograms`)."""
-        self.spectrograms(self.excerpt_audio(rng), mixture_out, stems_out, spec_out)
+             labels_out: np.ndarray, spec_out: np.ndarray | None = None) -> None:
+        """One example into the given arrays (shapes as in `spectrograms`; labels_out
+        (len(STEMS), len(STEMS) + 1))."""
+        if self.real is not None and rng.random() < self.real_share:
+            parts, labels = self.real.excerpt(self, rng)
+        else:
+            parts, labels = self.excerpt_audio(rng), FULL_LABELS
+        self.spectrograms(parts, mixture_out, stems_out, spec_out)
+        labels_out[:] = labels
 
     def example(self, seed: int, index: int) -> tuple[np.ndarray, ...]:
-        """Example `index` of the stream with `seed`, as new arrays: (mixture, stems[, mixture_spec]),
+        """Example `index` of the stream with `seed`, as new arrays: (mixture, targets, labels[, mixture_spec]),
         the same as slot index % B of batch index // B from `iterate_batches` with batch size B."""
         arrays = tuple(np.empty(shape[1:], dtype=dtype)
                        for shape, dtype in zip(self.config.shapes(1), BATCH_DTYPES, strict=False))
@@ -210,8 +230,10 @@ def iterate_batches(
     workers: int | None = None,
     prefetch_batches: int = 2,
     config: ExampleConfig = DEFAULT_EXAMPLES,
+    real: RealSources | None = None,
+    real_share: float = 0.0,
 ) -> Iterator[tuple[np.ndarray, ...]]:
-    """Batches of training examples as numpy arrays: (mixture, stems[, mixture_spec]).
+    """Batches of training examples as numpy arrays: (mixture, targets, labels[, mixture_spec]).
 
     source: tracks (decoded here, see `StemStore.open`) or a store opened once before.
     batch_size: examples per batch.
@@ -223,9 +245,11 @@ def iterate_batches(
     workers: threads making examples (default: the machine's cores).
     prefetch_batches: batches made ahead of the consumer.
     config: example contents (see ExampleConfig).
+    real, real_share: this share of the examples made from real recordings (data.real).
 
-    Shapes: mixture float32 (B, n_frames, n_bins, 2), stems float32 (B, n_frames, n_bins, 2,
-    len(STEMS)), mixture_spec complex64 (B, n_frames, n_freqs, 2) when config.with_mixture_spec.
+    Shapes: mixture float32 (B, n_frames, n_bins, 2), targets float32 (B, n_frames, n_bins, 2,
+    len(STEMS)), labels float32 (B, len(STEMS), len(STEMS) + 1), mixture_spec complex64
+    (B, n_frames, n_freqs, 2) when config.with_mixture_spec.
     Each batch is made of new arrays (safe to keep).
     """
     if batch_size < 1:
@@ -235,7 +259,7 @@ def iterate_batches(
     if n_batches is not None and n_batches < 0:
         raise ValueError(f"n_batches must be >= 0 or None. Received: {n_batches}")
     store = source if isinstance(source, StemStore) else StemStore.open(source, in_memory=cache_in_memory)
-    maker = ExampleMaker(store, augment, config)
+    maker = ExampleMaker(store, augment, config, real, real_share)
     workers = max(1, workers or os.cpu_count() or 1)
     shapes = config.shapes(batch_size)
     return _batches(maker, shapes, seed, n_batches, workers, max(0, prefetch_batches))

@@ -46,11 +46,12 @@ def make_dataset(
     prefetch: int = 2,
     config: ExampleConfig = DEFAULT_EXAMPLES,
 ) -> tf.data.Dataset:
-    """A dataset of (mixture, stems) batches — (mixture, stems, mixture_spec) with
-    config.with_mixture_spec — ready for `model.fit`.
+    """A dataset of (mixture, targets, labels) batches — (…, mixture_spec) with
+    config.with_mixture_spec — as `iterate_batches` makes them.
 
     mixture float32 (batch_size, n_frames, n_bins, 2) = (B, 192, 1024, 2);
-    stems float32 (batch_size, n_frames, n_bins, 2, len(STEMS)) = (B, 192, 1024, 2, 4), STEMS order;
+    targets float32 (batch_size, n_frames, n_bins, 2, len(STEMS)) = (B, 192, 1024, 2, 4), STEMS order;
+    labels float32 (batch_size, len(STEMS), len(STEMS) + 1);
     mixture_spec complex64 (batch_size, n_frames, n_freqs, 2).
 
     tracks: from `find_tracks`, decoded here once (cache_in_memory) — or a StemStore to share.

@@ -68,6 +68,8 @@ class TrainConfig:
     init: str | None = None
     stem_weights: tuple[float, ...] | None = None
     select: str = "mean"
+    real: str | None = None
+    real_share: float = 0.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.learning_rate) and 0 < self.learning_rate <= 1):
@@ -78,6 +80,8 @@ class TrainConfig:
             raise BadInput("--steps, --steps-per-epoch and --batch-size must be at least 1")
         # an epoch never runs past the steps asked for (--steps 1 is one step)
         object.__setattr__(self, "steps_per_epoch", min(self.steps_per_epoch, self.steps))
+        if not (math.isfinite(self.real_share) and 0 <= self.real_share <= 1):
+            raise BadInput(f"--real-share must be a number in [0, 1] (got {self.real_share})")
         if self.select not in MODEL_SELECTIONS:
             raise BadInput(f"select must be one of {', '.join(MODEL_SELECTIONS)}. Received: {self.select!r}")
         if self.stem_weights is not None and (
@@ -138,8 +142,9 @@ def _gpu_name(backend: str) -> str | None:
     return None
 
 
-def _training_batches(config: TrainConfig, first_epoch: int) -> Iterator[tuple[np.ndarray, ...]]:
-    """Endless (mixture (B,192,1024,2), stems (B,192,1024,2,4)) batches, augmented.
+def _training_batches(config: TrainConfig, first_epoch: int) -> Iterator[tuple[tuple[np.ndarray, ...], np.ndarray]]:
+    """Endless ((mixture (B,192,1024,2), targets (B,192,1024,2,4), labels (B,4,5)), zeros (B,))
+    batches, augmented: the trainer's inputs, and a stand-in for y (its output is the loss).
 
     A resumed run continues with a new stream rather than repeating the first epochs'.
     """
@@ -149,7 +154,14 @@ def _training_batches(config: TrainConfig, first_epoch: int) -> Iterator[tuple[n
     tracks = [track for folder in config.data for track in find_tracks(folder)]
     if not tracks:
         raise BadInput(f"no training tracks in {', '.join(config.data)}")
-    yield from iterate_batches(tracks, config.batch_size, seed=config.seed + 1000 * first_epoch)
+    real = None
+    if config.real is not None and config.real_share > 0:
+        from tuiplayer.data.real import RealSources
+
+        real = RealSources(Path(config.real))
+    for batch in iterate_batches(tracks, config.batch_size, seed=config.seed + 1000 * first_epoch, real=real,
+                                 real_share=config.real_share if real is not None else 0.0):
+        yield batch[:3], np.zeros(config.batch_size, dtype=np.float32)
 
 
 def _validation_songs(config: TrainConfig) -> list[tuple[str, np.ndarray]]:
@@ -187,7 +199,7 @@ def train(config: TrainConfig, *, resume: bool = True, force: bool = False, log=
 
     from tuiplayer.evaluation import MIX4_ROW, evaluate, summary
     from tuiplayer.nn.models import build_model
-    from tuiplayer.nn.models.losses import StemMagnitudeL1, with_stem_estimates
+    from tuiplayer.nn.models.losses import TrainerLoss, with_group_loss
     from tuiplayer.separation.separator import Separator
 
     out, run_dir = Path(config.out), Path(config.run_dir)
@@ -210,12 +222,11 @@ def train(config: TrainConfig, *, resume: bool = True, force: bool = False, log=
                 log(f"starting from {config.init} ({state['prior']['steps']} steps already)")
             else:
                 separator = build_model(config.arch, **config.options)
-            trainer = with_stem_estimates(separator)
+            trainer = with_group_loss(separator, config.stem_weights)
             schedule = keras.optimizers.schedules.CosineDecay(
                 config.learning_rate, decay_steps=config.steps, alpha=0.05
             )
-            loss = StemMagnitudeL1(stem_weights=config.stem_weights)
-            trainer.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0), loss=loss)
+            trainer.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=1.0), loss=TrainerLoss())
     write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2) + "\n", force=True)
     log(f"{config.arch}: {separator.count_params():,} parameters; {hardware()}")
 
@@ -338,6 +349,7 @@ def write_model_folder(separator: Any, config: TrainConfig, state: dict[str, Any
         "sha256": file_sha256(out / WEIGHTS_FILE),
         "training": {
             "data": list(config.data),
+            **({"real": real_provenance(Path(config.real), config.real_share)} if config.real else {}),
             "steps": prior["steps"] + int(last.get("step", 0)),
             "batch_size": config.batch_size,
             "hours": round(prior["hours"] + state["train_s"] / 3600, 3),
@@ -359,6 +371,17 @@ def write_model_folder(separator: Any, config: TrainConfig, state: dict[str, Any
     write_text(old_card, json.dumps(card, indent=2) + "\n", force=True)
     _name_in_index(out)
     return out
+
+
+def real_provenance(folder: Path, share: float) -> dict[str, Any]:
+    """What a card says of the real recordings a model was trained on: the share of examples,
+    hours per role, and each package with its licence (data.real's sources.json)."""
+    from tuiplayer.data.real import INDEX_FILE
+
+    index = json.loads((folder / INDEX_FILE).read_text())
+    packages = {entry["package"]: entry["licence"] for entry in index["sources"]}
+    return {"share": share, "hours": {role: round(s / 3600, 2) for role, s in index["seconds"].items()},
+            "packages": dict(sorted(packages.items()))}
 
 
 def _name_in_index(folder: Path) -> None:

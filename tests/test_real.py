@@ -1,0 +1,104 @@
+"""Real recordings as partially labelled training material (tuiplayer.data.real, issue 17)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.test_dataset import FAST, RATE, store_of, tone
+from tuiplayer.config import STEMS
+from tuiplayer.data.augment import AugmentConfig
+from tuiplayer.data.examples import ExampleMaker, example_rng
+from tuiplayer.data.labels import FULL_LABELS, labels
+from tuiplayer.data.real import ROLES, RealMix, RealSources, Source, prepare
+from tuiplayer.dsp.stft import Stft
+from tuiplayer.errors import BadInput
+
+
+def fake_packages(root: Path) -> tuple[Source, ...]:
+    """A game soundtrack (two pieces), a Frets on Fire song (guitar + the rest) and a drum loop,
+    laid out as the Debian packages lay them out, at 48 kHz like some of them."""
+    music, fof, loops = root / "games/music", root / "fof/songs/band/first", root / "sonic-pi/samples"
+    for folder in (music, fof, loops):
+        folder.mkdir(parents=True)
+    sf.write(music / "battle.ogg", tone(330.0, 8.0, 48000), 48000)
+    sf.write(music / "calm.ogg", tone(660.0, 6.0, 48000), 48000)
+    sf.write(fof / "guitar.ogg", tone(220.0, 7.0), RATE)
+    sf.write(fof / "song.ogg", tone(1000.0, 7.2), RATE)
+    sf.write(loops / "loop_breakbeat.flac", tone(2000.0, 1.5), RATE)
+    sf.write(loops / "loop_drone_g_97.flac", tone(100.0, 1.5), RATE)  # (not drums: left out)
+    return (Source("game-music", f"{music}/*.ogg", "instrumental", "GPL-2+"),
+            Source("fof-songs", f"{root}/fof/songs/*/*/guitar.ogg", "guitar", "CC-BY-SA-3.0"),
+            Source("fof-songs", f"{root}/fof/songs/*/*/guitar.ogg", "band", "CC-BY-SA-3.0"),
+            Source("sonic-pi", f"{loops}/loop_*.flac", "drums", "CC0-1.0"),
+            Source("not-installed", f"{root}/nothing/*.ogg", "instrumental", "?"))
+
+
+def test_prepare_decodes_each_role_with_its_provenance(tmp_path: Path) -> None:
+    index = prepare(tmp_path / "real", fake_packages(tmp_path / "usr"), log=lambda _: None)
+    by_role = {role: [e for e in index["sources"] if e["role"] == role] for role in ROLES}
+    assert [len(by_role[role]) for role in ROLES] == [2, 1, 1, 1]
+    assert index["missing_packages"] == ["not-installed"]
+    battle = next(e for e in by_role["instrumental"] if "battle" in e["file"])
+    assert battle["licence"] == "GPL-2+" and battle["sources"][0].endswith("battle.ogg")
+    assert battle["seconds"] == pytest.approx(8.0, abs=0.01)  # resampled to 44.1 kHz
+    info = sf.info(str(tmp_path / "real" / battle["file"]))
+    assert info.samplerate == RATE and info.channels == 2 and info.subtype == "PCM_16"
+    band = by_role["band"][0]
+    assert band["seconds"] == pytest.approx(7.0, abs=0.01)  # guitar and the rest cut to the shorter
+    assert band["lengths_s"] == pytest.approx([7.0, 7.2], abs=0.01)
+    assert set(band["rms_db"]) == {"guitar", "rest"}
+    assert index["seconds"]["drums"] == pytest.approx(1.5)
+    assert json.loads((tmp_path / "real" / "sources.json").read_text()) == index
+    with pytest.raises(BadInput, match="exists already"):  # never over files written before
+        prepare(tmp_path / "real", fake_packages(tmp_path / "usr2"), log=lambda _: None)
+
+
+def magnitude(audio: np.ndarray) -> np.ndarray:
+    return np.abs(Stft(planner_effort="FFTW_ESTIMATE").forward(audio)[2:194, :1024])
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_makes_examples_labelled_with_what_it_knows(tmp_path: Path, role: str) -> None:
+    prepare(tmp_path / "real", fake_packages(tmp_path / "usr"), log=lambda _: None)
+    only = RealMix(**{r: float(r == role) for r in ROLES})
+    sources = RealSources(tmp_path / "real", only)
+    maker = ExampleMaker(store_of(2), AugmentConfig(p_remix=0.0), FAST, real=sources, real_share=1.0)
+    for index in range(3):
+        mixture, targets, table = maker.example(seed=1, index=index)
+        parts, again = sources.excerpt(maker, example_rng(1, index).spawn(1)[0])  # (another draw)
+        assert parts.shape == (len(STEMS), FAST.excerpt_samples, 2)
+        np.testing.assert_array_equal(again, table)  # one role, one kind of labels
+        if role in ("guitar", "drums"):
+            np.testing.assert_array_equal(table, FULL_LABELS)  # every stem still known
+        elif role == "instrumental":
+            np.testing.assert_array_equal(table, labels((["vocals"], False), (["drums", "bass", "other"], False)))
+        else:
+            np.testing.assert_array_equal(table, labels((["other"], True)))
+        assert np.all(targets.sum(-1) >= mixture - 1e-3)  # mixture = Σ parts (triangle inequality per bin)
+
+
+def test_an_instrumental_example_is_a_voice_over_the_recording(tmp_path: Path) -> None:
+    """The second part is the real recording (its tone, 330 or 660 Hz), the first a multitrack
+    song's vocals; nothing else sounds, and the mixture is their sum."""
+    prepare(tmp_path / "real", fake_packages(tmp_path / "usr"), log=lambda _: None)
+    sources = RealSources(tmp_path / "real", RealMix(instrumental=1, guitar=0, drums=0, band=0))
+    maker = ExampleMaker(store_of(2), AugmentConfig.off(), FAST, real=sources, real_share=1.0)
+    parts, _ = sources.excerpt(maker, np.random.default_rng(4))
+    assert not parts[2:].any()
+    strongest = np.argmax(magnitude(parts[1]).sum(axis=(0, 2))) * RATE / 4096
+    assert min(abs(strongest - 330), abs(strongest - 660)) < 11
+    voice_db = 20 * np.log10(np.sqrt(np.mean(parts[0] ** 2)) / np.sqrt(np.mean(parts[1] ** 2)))
+    assert -6.01 <= voice_db <= 3.01
+
+
+def test_real_sources_need_a_prepared_folder(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="tuiplayer sources"):
+        RealSources(tmp_path)
+    prepare(tmp_path / "real", fake_packages(tmp_path / "usr")[:1], log=lambda _: None)
+    with pytest.raises(BadInput, match="no real recordings"):
+        RealSources(tmp_path / "real", RealMix(instrumental=0))
