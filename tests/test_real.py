@@ -14,7 +14,7 @@ from tuiplayer.config import STEMS
 from tuiplayer.data.augment import AugmentConfig
 from tuiplayer.data.examples import ExampleMaker, example_rng
 from tuiplayer.data.labels import FULL_LABELS, labels
-from tuiplayer.data.real import ROLES, RealMix, RealSources, Source, prepare
+from tuiplayer.data.real import ROLES, RealMix, RealSources, Source, alignment_ms, check, prepare
 from tuiplayer.dsp.stft import Stft
 from tuiplayer.errors import BadInput
 
@@ -102,3 +102,30 @@ def test_real_sources_need_a_prepared_folder(tmp_path: Path) -> None:
     prepare(tmp_path / "real", fake_packages(tmp_path / "usr")[:1], log=lambda _: None)
     with pytest.raises(BadInput, match="no real recordings"):
         RealSources(tmp_path / "real", RealMix(instrumental=0))
+
+
+def test_alignment_finds_how_late_one_track_is() -> None:
+    """Two tracks of one band: clicks (a drum) and a plucked tone on the same beats, irregular;
+    the second 120 ms late is measured as such, and on time as 0."""
+    rng = np.random.default_rng(0)
+    n = 20 * RATE
+    beats = np.cumsum(rng.uniform(0.2, 0.7, 40))
+    drums, guitar = np.zeros((n, 2), np.float32), np.zeros((n, 2), np.float32)
+    pluck = (np.sin(2 * np.pi * 196 * np.arange(8000) / RATE) * np.exp(-np.arange(8000) / 2000)).astype(np.float32)
+    for beat in beats[beats < 19]:
+        at = int(beat * RATE)
+        drums[at : at + 200] += rng.standard_normal((200, 2)).astype(np.float32)
+        guitar[at : at + 8000] += pluck[:, None]
+    late = np.roll(guitar, int(0.12 * RATE), axis=0)
+    lag, clarity = alignment_ms(drums, late)
+    assert lag == pytest.approx(120, abs=10) and clarity > 3
+    assert alignment_ms(drums, guitar)[0] == pytest.approx(0, abs=10)
+
+
+def test_check_reports_levels_and_the_bands_alignment(tmp_path: Path) -> None:
+    prepare(tmp_path / "real", fake_packages(tmp_path / "usr"), log=lambda _: None)
+    report = check(tmp_path / "real")
+    assert report["levels_db"]["instrumental"]["n"] == 2
+    assert report["levels_db"]["instrumental"]["median"] == pytest.approx(20 * np.log10(0.25 / np.sqrt(2)), abs=0.1)
+    (band,) = report["bands"]
+    assert band["guitar_over_rest_db"] == pytest.approx(0.0, abs=0.1) and "guitar_late_ms" in band

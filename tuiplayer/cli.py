@@ -384,6 +384,10 @@ def cmd_sources(args: argparse.Namespace) -> int:
     """Decode the real recordings of the Debian packages that are installed (data.real)."""
     from tuiplayer.data import real
 
+    if args.check:
+        report = real.check(args.out)
+        print(json.dumps(report, indent=1))
+        return 0
     check_folder_writable(args.out)
     index = real.prepare(args.out, force=args.force)
     hours = ", ".join(f"{role} {seconds / 3600:.2f} h" for role, seconds in index["seconds"].items())
@@ -683,6 +687,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "material (game soundtracks, Frets on Fire songs, Sonic Pi's drum loops)")
     sources.add_argument("out", type=Path, metavar="DIR", help="folder to write (WAV files and sources.json)")
     sources.add_argument("--force", action="store_true", help="replace files written before")
+    sources.add_argument("--check", action="store_true", help="check a prepared folder instead (levels, the "
+                         "Frets on Fire guitars' alignment with the rest of their band)")
     sources.set_defaults(run=cmd_sources)
 
     train = commands.add_parser("train", help="train a separator and write its model folder")

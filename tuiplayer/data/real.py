@@ -257,3 +257,58 @@ def _at_level(part: np.ndarray, reference: np.ndarray, rng: np.random.Generator,
     if ours < 1e-6 or theirs < 1e-6:
         return part
     return (part * np.float32(theirs / ours * 10 ** (rng.uniform(*db) / 20))).astype(np.float32)
+
+
+ONSET_HOP = 441
+"""Samples per frame of the onset envelopes `alignment_ms` compares (10 ms)."""
+
+
+def onsets(audio: np.ndarray) -> np.ndarray:
+    """Onset strength per 10 ms frame of (n, 2) audio: the rise of its log energy (n_frames,)."""
+    mono = audio.mean(axis=1)
+    frames = mono[: len(mono) // ONSET_HOP * ONSET_HOP].reshape(-1, ONSET_HOP)
+    energy = np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-9)
+    return np.maximum(np.diff(energy, prepend=energy[:1]), 0.0)
+
+
+def alignment_ms(a: np.ndarray, b: np.ndarray, search_ms: float = 500.0) -> tuple[float, float]:
+    """How far b's onsets are late against a's (ms, ±search_ms, to 10 ms) and how clearly
+    (correlation at that lag over the median of the others): two tracks of one band played
+    together have their onsets (drum hits, picked notes) at the same times."""
+    x, y = onsets(a), onsets(b)
+    n = min(len(x), len(y))
+    x, y = x[:n] - x[:n].mean(), y[:n] - y[:n].mean()
+    reach = int(search_ms / 10)
+    scores = np.array([np.dot(x[max(0, -k): n - max(0, k)], y[max(0, k): n - max(0, -k)])
+                       for k in range(-reach, reach + 1)])
+    best = int(np.argmax(scores))
+    others = np.delete(np.abs(scores), best)
+    return (best - reach) * 10.0, float(scores[best] / (np.median(others) + 1e-12))
+
+
+def check(folder: Path) -> dict[str, Any]:
+    """Listen-like checks of a prepared folder, before training on it: each role's levels
+    (RMS dBFS of every recording), the bands' guitar-to-rest level and alignment (alignment_ms),
+    recordings that are nearly silent or clipped."""
+    index = json.loads((Path(folder) / INDEX_FILE).read_text())
+    report: dict[str, Any] = {"levels_db": {}, "bands": [], "suspect": []}
+    for role in ROLES:
+        levels = [e["rms_db"].get("all", e["rms_db"].get("guitar")) for e in index["sources"] if e["role"] == role]
+        if levels:
+            report["levels_db"][role] = {"n": len(levels), "min": min(levels), "median": float(np.median(levels)),
+                                         "max": max(levels)}
+    for entry in index["sources"]:
+        path = Path(folder) / entry["file"]
+        if entry["role"] == "band":
+            guitar, _ = sf.read(str(path / "guitar.wav"), dtype="float32", always_2d=True)
+            rest, _ = sf.read(str(path / "rest.wav"), dtype="float32", always_2d=True)
+            lag, clarity = alignment_ms(rest, guitar)
+            report["bands"].append({"file": entry["file"], "guitar_over_rest_db": round(
+                entry["rms_db"]["guitar"] - entry["rms_db"]["rest"], 1), "guitar_late_ms": lag,
+                "clarity": round(clarity, 1)})
+        else:
+            audio, _ = sf.read(str(path), dtype="float32", always_2d=True)
+            peak = float(np.abs(audio).max()) if audio.size else 0.0
+            if entry["rms_db"]["all"] < -40 or peak >= 0.999:
+                report["suspect"].append({"file": entry["file"], "rms_db": entry["rms_db"]["all"], "peak": peak})
+    return report
