@@ -27,8 +27,9 @@ def fake_packages(root: Path) -> tuple[Source, ...]:
         folder.mkdir(parents=True)
     sf.write(music / "battle.ogg", tone(330.0, 8.0, 48000), 48000)
     sf.write(music / "calm.ogg", tone(660.0, 6.0, 48000), 48000)
-    sf.write(fof / "guitar.ogg", tone(220.0, 7.0), RATE)
-    sf.write(fof / "song.ogg", tone(1000.0, 7.2), RATE)
+    drums, guitar = band_tracks(7.2)
+    sf.write(fof / "guitar.ogg", guitar[: 7 * RATE], RATE)
+    sf.write(fof / "song.ogg", drums, RATE)
     sf.write(loops / "loop_breakbeat.flac", tone(2000.0, 1.5), RATE)
     sf.write(loops / "loop_drone_g_97.flac", tone(100.0, 1.5), RATE)  # (not drums: left out)
     return (Source("game-music", f"{music}/*.ogg", "instrumental", "GPL-2+"),
@@ -104,18 +105,24 @@ def test_real_sources_need_a_prepared_folder(tmp_path: Path) -> None:
         RealSources(tmp_path / "real", RealMix(instrumental=0))
 
 
-def test_alignment_finds_how_late_one_track_is() -> None:
-    """Two tracks of one band: clicks (a drum) and a plucked tone on the same beats, irregular;
-    the second 120 ms late is measured as such, and on time as 0."""
-    rng = np.random.default_rng(0)
-    n = 20 * RATE
-    beats = np.cumsum(rng.uniform(0.2, 0.7, 40))
+def band_tracks(seconds: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two tracks of one band, (n, 2) each: clicks (a drum) and a plucked tone on the same
+    irregular beats."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * RATE)
+    beats = np.cumsum(rng.uniform(0.2, 0.7, int(seconds * 3)))
     drums, guitar = np.zeros((n, 2), np.float32), np.zeros((n, 2), np.float32)
     pluck = (np.sin(2 * np.pi * 196 * np.arange(8000) / RATE) * np.exp(-np.arange(8000) / 2000)).astype(np.float32)
-    for beat in beats[beats < 19]:
+    for beat in beats[beats < seconds - 0.5]:
         at = int(beat * RATE)
-        drums[at : at + 200] += rng.standard_normal((200, 2)).astype(np.float32)
-        guitar[at : at + 8000] += pluck[:, None]
+        drums[at : at + 200] += 0.3 * rng.standard_normal((200, 2)).astype(np.float32)
+        guitar[at : at + 8000] += 0.5 * pluck[:, None]
+    return drums, guitar
+
+
+def test_alignment_finds_how_late_one_track_is() -> None:
+    """The second of two tracks of one band 120 ms late is measured as such, on time as 0."""
+    drums, guitar = band_tracks(20.0)
     late = np.roll(guitar, int(0.12 * RATE), axis=0)
     lag, clarity = alignment_ms(drums, late)
     assert lag == pytest.approx(120, abs=10) and clarity > 3
@@ -128,4 +135,19 @@ def test_check_reports_levels_and_the_bands_alignment(tmp_path: Path) -> None:
     assert report["levels_db"]["instrumental"]["n"] == 2
     assert report["levels_db"]["instrumental"]["median"] == pytest.approx(20 * np.log10(0.25 / np.sqrt(2)), abs=0.1)
     (band,) = report["bands"]
-    assert band["guitar_over_rest_db"] == pytest.approx(0.0, abs=0.1) and "guitar_late_ms" in band
+    assert band["guitar_late_ms"] == pytest.approx(0, abs=10) and band["used"]
+    assert band["guitar_over_rest_db"] > 0  # (the plucks are louder than the clicks)
+
+
+def test_silent_recordings_and_bands_out_of_step_are_left_out(tmp_path: Path) -> None:
+    root = tmp_path / "usr"
+    packages = fake_packages(root)
+    sf.write(root / "games/music/silence.ogg", np.zeros((RATE, 2), np.float32), RATE)
+    drums, guitar = band_tracks(7.0, seed=1)
+    (root / "fof/songs/band/second").mkdir(parents=True)
+    sf.write(root / "fof/songs/band/second/guitar.ogg", np.roll(guitar, int(0.2 * RATE), axis=0), RATE)
+    sf.write(root / "fof/songs/band/second/song.ogg", drums, RATE)
+    prepare(tmp_path / "real", packages, log=lambda _: None)
+    sources = RealSources(tmp_path / "real")
+    assert sorted(Path(f).name for f in sources.left_out) == ["band-second", "music-silence.wav"]
+    assert len(sources.files["band"]) == 1 and len(sources.files["instrumental"]) == 2

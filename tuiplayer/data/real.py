@@ -14,7 +14,9 @@ archive. None has all four stems, so each is used for what it does know, in four
   sing): only that "other" holds at least the guitar (a lower bound).
 
 `prepare` decodes the packages' files into a folder (16-bit WAV at SIGNAL.sample_rate, one
-folder per role; `sources.json` names each file's package, original path, licence and levels),
+folder per role; `sources.json` names each file's package, original path, licence and levels,
+and for a band how its guitar lines up with the rest: `alignment_ms`). Nearly silent
+recordings and bands whose guitar is not shown to line up are left out (`usable`),
 and `RealSources.open` reads excerpts from it (from disk: ~8 hours of audio is too much to keep
 in memory beside a training run). `ExampleMaker` asks `RealSources.excerpt` for a share of its
 examples (`tuiplayer train --real FOLDER --real-share P`). The parts and labels it returns are
@@ -155,9 +157,11 @@ def prepare(out: Path, sources: Sequence[Source] = SOURCES, *, force: bool = Fal
                 name = folder / _name(str(Path(path).parent))
                 _write_pcm16(name / "guitar.wav", guitar[:n], force)
                 _write_pcm16(name / "rest.wav", rest[:n], force)
+                lag, clarity = alignment_ms(rest[:n], guitar[:n])
                 entry.update(file=str(name.relative_to(out)), sources=[path, rest_path], seconds=n / SIGNAL.sample_rate,
                              rms_db={"guitar": _rms_db(guitar[:n]), "rest": _rms_db(rest[:n])},
-                             lengths_s=[len(guitar) / SIGNAL.sample_rate, len(rest) / SIGNAL.sample_rate])
+                             lengths_s=[len(guitar) / SIGNAL.sample_rate, len(rest) / SIGNAL.sample_rate],
+                             alignment={"guitar_late_ms": lag, "clarity": round(clarity, 1)})
             else:
                 samples = load(path)
                 target = folder / f"{_name(path)}.wav"
@@ -185,8 +189,13 @@ class RealSources:
         self.folder = folder
         self.mix = mix or RealMix()
         self.files: dict[str, list[tuple[Path, int]]] = {role: [] for role in ROLES}  # (path, samples)
+        self.left_out: list[str] = []
+        """Recordings not used: nearly silent, or a band whose guitar is not shown to line up."""
         for entry in index["sources"]:
             path = folder / entry["file"]
+            if not usable(entry):
+                self.left_out.append(entry["file"])
+                continue
             first = path / "guitar.wav" if entry["role"] == "band" else path
             try:
                 frames = sf.info(str(first)).frames
@@ -259,6 +268,22 @@ def _at_level(part: np.ndarray, reference: np.ndarray, rng: np.random.Generator,
     return (part * np.float32(theirs / ours * 10 ** (rng.uniform(*db) / 20))).astype(np.float32)
 
 
+SILENT_DB = -40.0
+"""A recording quieter than this (RMS dBFS) is left out (Wesnoth ships 10 s of silence)."""
+
+ALIGNED_MS = 30.0
+"""A band whose guitar's onsets line up with the rest's within this (alignment_ms) gives the
+lower-bound label; others do not (the bound would be wrong where they are apart)."""
+
+
+def usable(entry: dict[str, Any]) -> bool:
+    """Whether a prepared recording (a sources.json entry) is used for training."""
+    if entry["role"] == "band":
+        alignment = entry.get("alignment")
+        return alignment is not None and abs(alignment["guitar_late_ms"]) <= ALIGNED_MS
+    return entry["rms_db"].get("all", 0.0) >= SILENT_DB
+
+
 ONSET_HOP = 441
 """Samples per frame of the onset envelopes `alignment_ms` compares (10 ms)."""
 
@@ -289,7 +314,7 @@ def alignment_ms(a: np.ndarray, b: np.ndarray, search_ms: float = 500.0) -> tupl
 def check(folder: Path) -> dict[str, Any]:
     """Listen-like checks of a prepared folder, before training on it: each role's levels
     (RMS dBFS of every recording), the bands' guitar-to-rest level and alignment (alignment_ms),
-    recordings that are nearly silent or clipped."""
+    recordings that are nearly silent (left out) or clipped (over 0.1 % of samples at full scale)."""
     index = json.loads((Path(folder) / INDEX_FILE).read_text())
     report: dict[str, Any] = {"levels_db": {}, "bands": [], "suspect": []}
     for role in ROLES:
@@ -305,10 +330,11 @@ def check(folder: Path) -> dict[str, Any]:
             lag, clarity = alignment_ms(rest, guitar)
             report["bands"].append({"file": entry["file"], "guitar_over_rest_db": round(
                 entry["rms_db"]["guitar"] - entry["rms_db"]["rest"], 1), "guitar_late_ms": lag,
-                "clarity": round(clarity, 1)})
+                "clarity": round(clarity, 1), "used": abs(lag) <= ALIGNED_MS})
         else:
             audio, _ = sf.read(str(path), dtype="float32", always_2d=True)
-            peak = float(np.abs(audio).max()) if audio.size else 0.0
-            if entry["rms_db"]["all"] < -40 or peak >= 0.999:
-                report["suspect"].append({"file": entry["file"], "rms_db": entry["rms_db"]["all"], "peak": peak})
+            clipped = float(np.mean(np.abs(audio) >= 0.999)) if audio.size else 0.0
+            if entry["rms_db"]["all"] < SILENT_DB or clipped > 0.001:
+                report["suspect"].append({"file": entry["file"], "rms_db": entry["rms_db"]["all"],
+                                          "clipped_share": round(clipped, 5), "used": usable(entry)})
     return report
