@@ -14,7 +14,16 @@ from tuiplayer.config import STEMS
 from tuiplayer.data.augment import AugmentConfig
 from tuiplayer.data.examples import ExampleMaker, example_rng
 from tuiplayer.data.labels import FULL_LABELS, labels
-from tuiplayer.data.real import ROLES, RealMix, RealSources, Source, alignment_ms, check, prepare
+from tuiplayer.data.real import (
+    ROLES,
+    RealMix,
+    RealSources,
+    Source,
+    alignment_ms,
+    check,
+    check_examples,
+    prepare,
+)
 from tuiplayer.dsp.stft import Stft
 from tuiplayer.errors import BadInput
 
@@ -151,3 +160,13 @@ def test_silent_recordings_and_bands_out_of_step_are_left_out(tmp_path: Path) ->
     sources = RealSources(tmp_path / "real")
     assert sorted(Path(f).name for f in sources.left_out) == ["band-second", "music-silence.wav"]
     assert len(sources.files["band"]) == 1 and len(sources.files["instrumental"]) == 2
+
+
+def test_check_examples_levels_and_the_sum(tmp_path: Path) -> None:
+    prepare(tmp_path / "real", fake_packages(tmp_path / "usr"), log=lambda _: None)
+    report = check_examples(tmp_path / "real", store_of(2), n=4)
+    assert set(report) == set(ROLES)
+    for role in ROLES:
+        assert report[role]["mixture_minus_sum_max"] < 1e-2  # the mixture is the sum of the parts
+    low, _, high = report["instrumental"]["real_over_rest_db"]  # the voice is U(-6, 3) dB over it
+    assert -3.5 <= low <= high <= 6.5

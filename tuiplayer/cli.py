@@ -386,6 +386,11 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
     if args.check:
         report = real.check(args.out)
+        if args.data:
+            from tuiplayer.data.store import StemStore
+            from tuiplayer.data.tracks import find_tracks
+
+            report["examples"] = real.check_examples(args.out, StemStore.open(find_tracks(args.data)))
         print(json.dumps(report, indent=1))
         return 0
     check_folder_writable(args.out)
@@ -689,6 +694,8 @@ def build_parser() -> argparse.ArgumentParser:
     sources.add_argument("--force", action="store_true", help="replace files written before")
     sources.add_argument("--check", action="store_true", help="check a prepared folder instead (levels, the "
                          "Frets on Fire guitars' alignment with the rest of their band)")
+    sources.add_argument("--data", type=Path, metavar="DIR", help="with --check: also make examples as training "
+                         "does, with this dataset's songs, and report their levels")
     sources.set_defaults(run=cmd_sources)
 
     train = commands.add_parser("train", help="train a separator and write its model folder")

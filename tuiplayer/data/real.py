@@ -36,7 +36,7 @@ import numpy as np
 import soundfile as sf
 
 from tuiplayer.config import SIGNAL, STEMS
-from tuiplayer.data.augment import augment_stems
+from tuiplayer.data.augment import DEFAULT_AUGMENT, augment_stems
 from tuiplayer.data.labels import FULL_LABELS, labels
 from tuiplayer.errors import BadInput
 from tuiplayer.files import atomic_write, write_text
@@ -337,4 +337,45 @@ def check(folder: Path) -> dict[str, Any]:
             if entry["rms_db"]["all"] < SILENT_DB or clipped > 0.001:
                 report["suspect"].append({"file": entry["file"], "rms_db": entry["rms_db"]["all"],
                                           "clipped_share": round(clipped, 5), "used": usable(entry)})
+    return report
+
+
+def check_examples(folder: Path, store: Any, n: int = 40, seed: int = 0) -> dict[str, Any]:
+    """Examples made as training makes them, `n` per role, from the prepared recordings and the
+    multitrack songs of `store` (a StemStore): each part's level (RMS dBFS: 10th, 50th and 90th
+    percentile), the level of each role's real part against the rest of its example (dB), and
+    the largest gap between the example's mixture magnitude and that of the sum of its parts
+    (0 when the mixture is the sum of its parts)."""
+    from tuiplayer.data.examples import DEFAULT_EXAMPLES, ExampleMaker
+
+    report: dict[str, Any] = {}
+    for role in ROLES:
+        only = RealMix(**{r: float(r == role) for r in ROLES})
+        try:
+            sources = RealSources(folder, only)
+        except BadInput:
+            continue
+        maker = ExampleMaker(store, DEFAULT_AUGMENT, DEFAULT_EXAMPLES, real=sources, real_share=1.0)
+        levels, relative, gaps = [], [], []
+        cfg = DEFAULT_EXAMPLES.signal
+        mixture = np.empty((cfg.n_frames, cfg.n_bins, 2), np.float32)
+        targets = np.empty((cfg.n_frames, cfg.n_bins, 2, len(STEMS)), np.float32)
+        for index in range(n):
+            parts, _ = sources.excerpt(maker, np.random.default_rng((seed, index)))
+            levels.append([_rms_db(part) for part in parts])
+            real_part = {"instrumental": parts[1], "band": parts[0], "guitar": parts[STEMS.index("other")],
+                         "drums": parts[STEMS.index("drums")]}[role]
+            rest = parts.sum(axis=0) - real_part
+            relative.append(_rms_db(real_part) - _rms_db(rest))
+            maker.spectrograms(parts, mixture, targets)
+            frames = slice(maker.config.lead_frames, maker.config.lead_frames + cfg.n_frames)
+            whole = np.abs(maker.stft.forward(parts.sum(axis=0))[frames, : cfg.n_bins])
+            gaps.append(float(np.abs(mixture - whole).max()))
+        table = np.array(levels)
+        report[role] = {
+            "parts_rms_db": {f"part {k}": [round(float(np.percentile(table[:, k], q)), 1) for q in (10, 50, 90)]
+                             for k in range(table.shape[1]) if np.median(table[:, k]) > -150},
+            "real_over_rest_db": [round(float(np.percentile(relative, q)), 1) for q in (10, 50, 90)],
+            "mixture_minus_sum_max": max(gaps),
+        }
     return report
