@@ -21,7 +21,7 @@ import pyworld
 import soundfile as sf
 import soxr
 
-from tuiplayer.errors import BadInput
+from tuiplayer.errors import BadInput, TuiplayerError
 from tuiplayer.synth.score import Phrase, Singer, SungNote
 from tuiplayer.synth.theory import midi_to_hz
 
@@ -125,6 +125,10 @@ class WordBank:
             )
         except FileNotFoundError:
             raise BadInput(f"{self.espeak}: espeak-ng not found (install the Debian package espeak-ng)") from None
+        except subprocess.TimeoutExpired:  # (a word takes milliseconds: the machine is starved, or espeak hangs)
+            raise TuiplayerError(f"espeak-ng did not say {word!r} within 30 s (is the machine overloaded, or was "
+                                 "the job suspended?); run again (--force to replace the songs already written)"
+                                 ) from None
         if run.returncode != 0 or len(run.stdout) < 100:
             message = run.stderr.decode(errors="replace").strip().splitlines()
             raise BadInput(f"espeak-ng could not say {word!r} with voice {self.voice}: "
