@@ -412,3 +412,17 @@ def test_synth_command_writes_songs_and_refuses_to_overwrite(tmp_path: Path) -> 
     again = run_cli("synth", out, "--songs", "2", "--seconds", "3", "--seed", "5")
     assert again.returncode == 2 and "--force" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
+
+
+def test_espeak_that_does_not_answer_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    from tuiplayer.errors import TuiplayerError
+    from tuiplayer.synth.vocals import WordBank
+
+    def hang(*args: object, **kwargs: object) -> None:
+        raise subprocess.TimeoutExpired("espeak-ng", 30)
+
+    monkeypatch.setattr(subprocess, "run", hang)
+    with pytest.raises(TuiplayerError, match="did not say 'la' within 30 s"):
+        WordBank("espeak-ng", "en").speak("la", 160)
