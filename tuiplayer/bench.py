@@ -22,8 +22,7 @@ import numpy as np
 from tuiplayer.config import SIGNAL
 from tuiplayer.dsp import stft as stft_module
 from tuiplayer.dsp.stft import Stft, n_frames_for
-from tuiplayer.errors import OutputExistsError
-from tuiplayer.files import write_text
+from tuiplayer.files import check_writable, write_text
 from tuiplayer.modelstore import ModelCard
 from tuiplayer.playback import stretch
 from tuiplayer.separation.blocks import DEFAULT_OVERLAP, BlockGrid
@@ -372,8 +371,8 @@ def run(
     """
     from tuiplayer import modelstore
 
-    if json_path is not None and json_path.exists() and not force:
-        raise OutputExistsError(f"{json_path}: exists already (use --force to overwrite)")
+    if json_path is not None:
+        check_writable(json_path, force=force)
     cards = [modelstore.resolve(m) for m in models] if models is not None else modelstore.installed()
     result: dict[str, Any] = {"tf_import_s": bench_tf_import(), "stft": bench_stft(audio_s), "models": {}}
     print(format_stft_table(result["stft"]))
@@ -408,8 +407,8 @@ def run_link(json_path: Path | None = None, *, force: bool = False, song_s: int 
     from tuiplayer import bench_player
     from tuiplayer.playback.output import LINK_LATENCY_S
 
-    if json_path is not None and json_path.exists() and not force:
-        raise OutputExistsError(f"{json_path}: exists already (use --force to overwrite)")
+    if json_path is not None:
+        check_writable(json_path, force=force)
     bench_player.check_tools()
     round_trip, jitter = bench_player.LINK
     result: dict[str, Any] = {"link": []}
@@ -433,8 +432,8 @@ def run_player(json_path: Path | None = None, *, force: bool = False, soak: bool
     (see tuiplayer.bench_player). Prints and returns the figures."""
     from tuiplayer import bench_player
 
-    if json_path is not None and json_path.exists() and not force:
-        raise OutputExistsError(f"{json_path}: exists already (use --force to overwrite)")
+    if json_path is not None:
+        check_writable(json_path, force=force)
     bench_player.check_tools()
     result: dict[str, Any] = {"player": [], "soak": []}
     for busy in (False, True):

@@ -215,14 +215,14 @@ def cmd_audio(args: argparse.Namespace) -> int:
     if chosen is not None:
         print(f"The player would play through {chosen.index} {chosen.name}: {chosen.why}; "
               f"latency {output.default_latency() * 1000:.0f} ms"
-              f"{' (a network link: PULSE_SERVER is set)' if os.environ.get('PULSE_SERVER', '').strip() else ''}"
+              f"{' (a network link: PULSE_SERVER is set)' if output.pulse_server() else ''}"
               "; --latency MS asks for another.")
-    elif os.environ.get("PULSE_SERVER", "").strip() and args.device is None:
+    elif output.pulse_server() and args.device is None:
         print(f"The player cannot play yet ({problem}); it plays silently (the playhead keeps time) and "
               "connects when the server answers.")
     else:
         print(f"The player cannot play: {problem}. It runs on a silent clock (or use --no-audio).")
-    unreachable = not ok and os.environ.get("PULSE_SERVER")
+    unreachable = not ok and output.pulse_server()
     if not (unreachable and chosen is None):  # (said just above)
         print(f"{server}. Is the SSH tunnel (ssh -R) or the server up?" if unreachable else server)
     return 0 if chosen is not None else 2

@@ -48,6 +48,17 @@ ROLES = ("instrumental", "guitar", "drums", "band")
 
 INDEX_FILE = "sources.json"
 
+SILENT_DB = -40.0
+"""A recording quieter than this (RMS dBFS) is left out (Wesnoth ships 10 s of silence)."""
+
+ALIGNED_MS = 30.0
+"""A band whose guitar's onsets line up with the rest's within this (alignment_ms) gives the
+lower-bound label; others do not (the bound would be wrong where they are apart)."""
+
+
+ONSET_HOP = 441
+"""Samples per frame of the onset envelopes `alignment_ms` compares (10 ms)."""
+
 
 @dataclass(frozen=True)
 class Source:
@@ -92,14 +103,20 @@ not the Amen break (`loop_amen*`): its CC0 label may not cover the 1969 recordin
 
 @dataclass(frozen=True)
 class RealMix:
-    """How often each role makes a real-recording example (weights, normalised), and the level
-    of the voice over an instrumental (dB of the vocal part relative to it, drawn uniformly)."""
+    """How often each role makes a real-recording example (weights, normalised), and the levels
+    it is put at (dB ranges, drawn uniformly): the voice over an instrumental, …"""
 
     instrumental: float = 0.5
     guitar: float = 0.2
     drums: float = 0.2
     band: float = 0.1
     voice_db: tuple[float, float] = (-6.0, 3.0)
+    guitar_db: tuple[float, float] = (-6.0, 3.0)
+    """A guitar's level against the "other" stem it joins."""
+    loop_db: tuple[float, float] = (-3.0, 3.0)
+    """A drum loop's level against the drums it replaces."""
+    band_db: tuple[float, float] = (-6.0, 6.0)
+    """A whole band's gain."""
 
     def weights(self, present: Sequence[str]) -> np.ndarray:
         """The roles' weights over ROLES, zero for roles with no files, summing to 1."""
@@ -226,30 +243,29 @@ class RealSources:
         """One example's parts float32 (len(STEMS), n, 2), augmented, and its labels."""
         n = maker.config.excerpt_samples
         role = ROLES[int(rng.choice(len(ROLES), p=self.weights))]
-        stems = maker.excerpt_audio(rng)  # a multitrack excerpt, augmented
         vocals, drums, bass, other = (STEMS.index(s) for s in ("vocals", "drums", "bass", "other"))
+        parts = np.zeros((len(STEMS), n, 2), dtype=np.float32)
+        if role == "band":  # (the only role without a multitrack excerpt)
+            path, start = self._pick(role, rng, n)
+            parts[0] = self._read(path / "guitar.wav", start, n)
+            parts[1] = self._read(path / "rest.wav", start, n)
+            parts *= np.float32(10 ** (rng.uniform(*self.mix.band_db) / 20))  # (one gain: the band as mixed)
+            return parts, labels(([STEMS[other]], True))
+        stems = maker.excerpt_audio(rng)  # a multitrack excerpt, augmented
         if role == "guitar":
             path, start = self._pick(role, rng, n)
             part = self._single(maker, rng, self._read(path, start, n), other)
-            stems[other] += _at_level(part, stems[other], rng, (-6.0, 3.0))
+            stems[other] += _at_level(part, stems[other], rng, self.mix.guitar_db)
             return stems, FULL_LABELS
         if role == "drums":
             path, _ = self._pick(role, rng, n)
             part = self._single(maker, rng, self._read(path, 0, n, loop=True), drums)
-            stems[drums] = _at_level(part, stems[drums], rng, (-3.0, 3.0))
+            stems[drums] = _at_level(part, stems[drums], rng, self.mix.loop_db)
             return stems, FULL_LABELS
-        parts = np.zeros_like(stems)
-        if role == "instrumental":
-            path, start = self._pick(role, rng, n)
-            parts[1] = self._single(maker, rng, self._read(path, start, n), other)
-            parts[0] = _at_level(stems[vocals], parts[1], rng, self.mix.voice_db)
-            return parts, labels(([STEMS[vocals]], False), ([STEMS[drums], STEMS[bass], STEMS[other]], False))
-        path, start = self._pick(role, rng, n)  # band
-        parts[0] = self._read(path / "guitar.wav", start, n)
-        parts[1] = self._read(path / "rest.wav", start, n)
-        gain = np.float32(10 ** (rng.uniform(-6.0, 6.0) / 20))
-        parts *= gain  # (one gain for both: the band as it was mixed)
-        return parts, labels(([STEMS[other]], True))
+        path, start = self._pick(role, rng, n)  # instrumental
+        parts[1] = self._single(maker, rng, self._read(path, start, n), other)
+        parts[0] = _at_level(stems[vocals], parts[1], rng, self.mix.voice_db)
+        return parts, labels(([STEMS[vocals]], False), ([STEMS[drums], STEMS[bass], STEMS[other]], False))
 
     @staticmethod
     def _single(maker: ExampleMaker, rng: np.random.Generator, audio: np.ndarray, as_stem: int) -> np.ndarray:
@@ -268,24 +284,12 @@ def _at_level(part: np.ndarray, reference: np.ndarray, rng: np.random.Generator,
     return (part * np.float32(theirs / ours * 10 ** (rng.uniform(*db) / 20))).astype(np.float32)
 
 
-SILENT_DB = -40.0
-"""A recording quieter than this (RMS dBFS) is left out (Wesnoth ships 10 s of silence)."""
-
-ALIGNED_MS = 30.0
-"""A band whose guitar's onsets line up with the rest's within this (alignment_ms) gives the
-lower-bound label; others do not (the bound would be wrong where they are apart)."""
-
-
 def usable(entry: dict[str, Any]) -> bool:
     """Whether a prepared recording (a sources.json entry) is used for training."""
     if entry["role"] == "band":
         alignment = entry.get("alignment")
         return alignment is not None and abs(alignment["guitar_late_ms"]) <= ALIGNED_MS
     return entry["rms_db"].get("all", 0.0) >= SILENT_DB
-
-
-ONSET_HOP = 441
-"""Samples per frame of the onset envelopes `alignment_ms` compares (10 ms)."""
 
 
 def onsets(audio: np.ndarray) -> np.ndarray:
@@ -309,6 +313,15 @@ def alignment_ms(a: np.ndarray, b: np.ndarray, search_ms: float = 500.0) -> tupl
     best = int(np.argmax(scores))
     others = np.delete(np.abs(scores), best)
     return (best - reach) * 10.0, float(scores[best] / (np.median(others) + 1e-12))
+
+
+def provenance(folder: Path, share: float) -> dict[str, Any]:
+    """What a model's card says of the prepared recordings it was trained on: the share of
+    examples made from them, hours per role, and each package with its licence."""
+    index = json.loads((Path(folder) / INDEX_FILE).read_text())
+    packages = {entry["package"]: entry["licence"] for entry in index["sources"]}
+    return {"share": share, "hours": {role: round(s / 3600, 2) for role, s in index["seconds"].items()},
+            "packages": dict(sorted(packages.items()))}
 
 
 def check(folder: Path) -> dict[str, Any]:

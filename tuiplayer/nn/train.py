@@ -160,7 +160,7 @@ def _training_batches(config: TrainConfig, first_epoch: int) -> Iterator[tuple[t
 
         real = RealSources(Path(config.real))
     for batch in iterate_batches(tracks, config.batch_size, seed=config.seed + 1000 * first_epoch, real=real,
-                                 real_share=config.real_share if real is not None else 0.0):
+                                 real_share=config.real_share):
         yield batch[:3], np.zeros(config.batch_size, dtype=np.float32)
 
 
@@ -334,6 +334,8 @@ def _maybe_mixed_precision() -> None:
 
 def write_model_folder(separator: Any, config: TrainConfig, state: dict[str, Any]) -> Path:
     """Write model.keras and card.json into config.out, and name it in the models index."""
+    from tuiplayer.data.real import provenance
+
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     _save_keras(separator, out / WEIGHTS_FILE)
@@ -349,7 +351,7 @@ def write_model_folder(separator: Any, config: TrainConfig, state: dict[str, Any
         "sha256": file_sha256(out / WEIGHTS_FILE),
         "training": {
             "data": list(config.data),
-            **({"real": real_provenance(Path(config.real), config.real_share)} if config.real else {}),
+            **({"real": provenance(Path(config.real), config.real_share)} if config.real else {}),
             "steps": prior["steps"] + int(last.get("step", 0)),
             "batch_size": config.batch_size,
             "hours": round(prior["hours"] + state["train_s"] / 3600, 3),
@@ -371,17 +373,6 @@ def write_model_folder(separator: Any, config: TrainConfig, state: dict[str, Any
     write_text(old_card, json.dumps(card, indent=2) + "\n", force=True)
     _name_in_index(out)
     return out
-
-
-def real_provenance(folder: Path, share: float) -> dict[str, Any]:
-    """What a card says of the real recordings a model was trained on: the share of examples,
-    hours per role, and each package with its licence (data.real's sources.json)."""
-    from tuiplayer.data.real import INDEX_FILE
-
-    index = json.loads((folder / INDEX_FILE).read_text())
-    packages = {entry["package"]: entry["licence"] for entry in index["sources"]}
-    return {"share": share, "hours": {role: round(s / 3600, 2) for role, s in index["seconds"].items()},
-            "packages": dict(sorted(packages.items()))}
 
 
 def _name_in_index(folder: Path) -> None:

@@ -44,10 +44,16 @@ PulseAudio null sink, 60 s, 2026-12-03): with a 30 ms round trip and up to 10 ms
 had none with up to 30 ms of jitter, beside a busy process, either."""
 
 
+def pulse_server() -> str:
+    """The sound server PULSE_SERVER names ("" when it is not set): usually another machine's,
+    forwarded over SSH."""
+    return os.environ.get("PULSE_SERVER", "").strip()
+
+
 def default_latency() -> float:
     """The latency the player asks for when --latency does not say: LINK_LATENCY_S when
     PULSE_SERVER names the sound server, else LATENCY_S."""
-    return LINK_LATENCY_S if os.environ.get("PULSE_SERVER", "").strip() else LATENCY_S
+    return LINK_LATENCY_S if pulse_server() else LATENCY_S
 
 
 LOST_S = 3.0
@@ -92,10 +98,10 @@ def choose_output(device: int | str | None = None) -> OutputChoice:
     when there is none."""
     sd = _sounddevice()
     why = "asked for with --device"
-    if device is None and os.environ.get("PULSE_SERVER"):
+    if device is None and pulse_server():
         names = [d["name"] for d in sd.query_devices() if d["max_output_channels"] > 0]
         if "pulse" in names:
-            device, why = "pulse", f"PULSE_SERVER={os.environ['PULSE_SERVER']}: ALSA's pulse plugin plays there"
+            device, why = "pulse", f"PULSE_SERVER={pulse_server()}: ALSA's pulse plugin plays there"
         else:
             from tuiplayer.playback import pulse
 

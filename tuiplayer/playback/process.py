@@ -47,7 +47,7 @@ import numpy as np
 from tuiplayer.playback import stretch
 from tuiplayer.playback.control import ENDED, HEARD, PLAYING, POSITION, ControlledMixer, SilentClock
 from tuiplayer.playback.mixer import Mixer, MixSnapshot
-from tuiplayer.playback.output import AudioDeviceError, AudioOutput, OutputStats, refresh_outputs
+from tuiplayer.playback.output import AudioDeviceError, AudioOutput, OutputStats, pulse_server, refresh_outputs
 from tuiplayer.stems import SharedSong, receive_song, send_song
 
 START_TIMEOUT_S = 10.0
@@ -126,7 +126,7 @@ class Child:
 
 
 def _serve(connection: Connection, parent_end: Connection, control: np.ndarray, device: int | str | None,
-           latency: float) -> None:
+           latency: float | None) -> None:
     """The child: open the output, then play the songs it is given until told to stop or the
     parent is gone."""
     parent_end.close()  # (inherited by the fork: open here, the parent's death would never read as EOF)
@@ -206,7 +206,7 @@ class Speaker:
         try:
             self.output = AudioOutput(self._gate, device, latency=latency, stats=self.stats)
         except AudioDeviceError as error:
-            if device is not None or not os.environ.get("PULSE_SERVER", "").strip():
+            if device is not None or not pulse_server():
                 raise
             self.waiting = str(error)
             self._go_silent()

@@ -177,9 +177,10 @@ class Transport:
             self._silent()
             self.note = "the sound stopped (its process ended) — playing silently"
             return self.note
-        if output.heard == self._heard:
+        heard = output.heard
+        if heard == self._heard:
             return None
-        self._heard = output.heard
+        self._heard = heard
         self.note = "" if self._heard else f"the sound output was lost — {LOST}"
         return f"the sound is back: {output.description}" if self._heard else self.note
 

@@ -106,9 +106,9 @@ class GroupedL1(keras.layers.Layer):
         is_bound = ops.reshape(bound, (-1, 1, 1, 1, ops.shape(bound)[-1])) > 0.5
         error = ops.where(is_bound, ops.relu(-difference), ops.abs(difference))
         per_slot = ops.mean(error, axis=(1, 2, 3))  # (B, K)
-        weights = ops.ones_like(membership) if self.stem_weights is None else (
-            membership * 0 + ops.convert_to_tensor(self.stem_weights, dtype="float32"))
-        weight = ops.sum(membership * weights, -1) / ops.maximum(ops.sum(membership, -1), 1.0)
+        weighted = membership if self.stem_weights is None else (
+            membership * ops.convert_to_tensor(self.stem_weights, dtype="float32"))
+        weight = ops.sum(weighted, -1) / ops.maximum(ops.sum(membership, -1), 1.0)
         return ops.sum(per_slot * weight, -1) / ops.cast(n_stems, "float32")
 
     def compute_output_shape(self, input_shape: Any) -> tuple[int | None, ...]:
