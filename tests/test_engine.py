@@ -95,6 +95,45 @@ def test_a_seek_is_served_by_the_next_step() -> None:
     assert steps == len(a.song.blocks_needed(target))  # type: ignore[union-attr]
 
 
+def heard_separated(block_s: float, seconds: float = 90.0) -> tuple[float, list[BlocksDone]]:
+    """A model taking `block_s` (simulated) seconds a block while the song plays from 0 at its
+    own tempo: the share of the song heard with stems, and the engine's BlocksDone events."""
+    audio = noise(seconds)
+    events: list = []
+    now = [0.0]
+
+    def slow_predict(magnitude: np.ndarray) -> np.ndarray:
+        now[0] += block_s
+        return spectral_predict(magnitude)
+
+    a = slot("a", audio, load=lambda: slow_predict)
+    engine = Engine(audio, [a], events.append, playhead=lambda: int(now[0] * SR), stft=STFT, clock=lambda: now[0])
+    heard = 0
+    while now[0] < seconds:
+        # during a step the playhead moves on; stems are there for it where they were before the step
+        start = int(now[0] * SR)
+        ready = [a.buffers.ready(t, t + SR // 10) for t in range(start, len(audio), SR // 10)]
+        if not engine.step():
+            now[0] += 1.0
+        stop = min(int(now[0] * SR), len(audio))
+        heard += sum(ready[: (stop - start) // (SR // 10)]) * (SR // 10)
+    return heard / len(audio), [e for e in events if isinstance(e, BlocksDone)]
+
+
+def test_a_model_slower_than_the_song_gets_ahead_in_stretches_and_says_how_fast_it_is() -> None:
+    """A model that cannot keep ahead (6 s a block, about 0.6x real time) separates blocks
+    that will be done before the playhead reaches them, so a good part of the song is heard
+    with stems; chasing the playhead would finish every block after it was heard (the
+    engine's order before it measured speeds: 0 % heard here)."""
+    share, blocks = heard_separated(6.0, seconds=120.0)
+    step_s = SongSeparation(noise(1.0), STFT, 4).grid.step * SIGNAL.hop_length / SR
+    assert blocks[0].speed is None  # the first block includes the runtime's warm-up
+    assert blocks[-1].speed == pytest.approx(step_s / 6.0)
+    assert share > 0.35
+    fast_share, fast = heard_separated(0.1)
+    assert fast[-1].speed == pytest.approx(step_s / 0.1) and fast_share > 0.95
+
+
 def test_the_partner_gets_stems_near_the_playhead_soon_and_a_switch_goes_first() -> None:
     """A/B: the active model first reaches 10 s ahead of the playhead, then the partner does
     (so switching plays stems at once); switching makes the new active model go first."""

@@ -252,6 +252,20 @@ async def test_a_model_that_fails_is_a_notice_and_the_mix_plays(tmp_path: Path) 
         assert app.player.playing and not app.player.separated()
 
 
+async def test_a_model_slower_than_the_song_says_so(tmp_path: Path) -> None:
+    """A model that cannot keep ahead of the playhead (3.5 s a block of 3.3 s of song): a notice
+    with its measured speed, and the models line says it while it separates."""
+    app = make_app(tmp_path, ab=False, block_s=3.5)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await until(pilot, lambda: app.player.falls_behind(0), timeout=20.0)
+        await pilot.pause(0.3)
+        speed = app.player.models[0].speed
+        assert speed is not None and 0.8 < speed < 1.0
+        said = [n.message for n in app._notifications if "cannot keep ahead" in n.message]
+        assert len(said) == 1 and f"{speed:.1f}× as fast as the song plays" in said[0]
+        assert f"{speed:.1f}× real time" in app._models_line()
+
+
 async def test_a_separation_process_that_dies_is_a_notice_and_the_mix_plays_on(tmp_path: Path) -> None:
     import os
     import signal

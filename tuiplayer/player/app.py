@@ -360,9 +360,10 @@ class PlayerApp(App[int]):
         parts = []
         for index, state in enumerate(self.player.models):
             label = "AB"[index] if len(self.player.models) > 1 else "model"
+            slow = f", {state.speed:.1f}× real time" if self.player.falls_behind(index) else ""
             progress = {
                 "loading": "loading…", "waiting": "waiting",
-                "separating": f"separating {100 * state.done // max(state.total, 1)} %",
+                "separating": f"separating {100 * state.done // max(state.total, 1)} %{slow}",
                 "done": "separated", "failed": "failed: playing the original mix",
             }[state.status]
             text = f"{label}: {_escape(state.card.name)} v{_escape(state.card.version)} ({progress})"
@@ -432,6 +433,13 @@ class PlayerApp(App[int]):
                 self.notify(f"{name}: stems from the cache", timeout=3)
             elif isinstance(event, Finished):
                 self.notify(f"{name}: the whole song is separated", timeout=3)
+        for index, state in enumerate(self.player.models):
+            if self.player.falls_behind(index) and not state.said_slow:
+                state.said_slow = True
+                self.notify(f"{state.card.name} separates {state.speed:.1f}× as fast as the song plays on this "
+                            "machine: it cannot keep ahead, so it makes stretches of stems ahead of the playhead "
+                            "(the bar shows where; the original mix plays between them). Pause to let it get "
+                            "further.", severity="warning", timeout=12)
 
     # ---- songs -------------------------------------------------------------------------------
     def _follow_songs(self) -> None:

@@ -62,6 +62,8 @@ class ModelState:
     status: str = "waiting"  # waiting, loading, separating, done, failed
     done: int = 0
     total: int = 0
+    speed: float | None = None  # seconds of song it separates per second, once measured
+    said_slow: bool = False  # the user was told it cannot keep ahead
 
 
 class Session:
@@ -201,6 +203,7 @@ class Player:
             state.status = "separating"
         elif isinstance(event, BlocksDone):
             state.status, state.done, state.total = "separating", event.done, event.total
+            state.speed = event.speed if event.speed is not None else state.speed
         elif isinstance(event, Finished | FromCache):
             state.status = "done"
             state.done = state.total = max(state.total, 1)
@@ -212,6 +215,12 @@ class Player:
         for state in self.models:
             if state.status != "done":
                 state.status = "failed"
+
+    def falls_behind(self, index: int) -> bool:
+        """Whether model `index` separates slower than the song plays now: it cannot keep ahead
+        of the playhead (the engine then makes stretches ahead of it)."""
+        state = self.models[index]
+        return state.status == "separating" and state.speed is not None and state.speed < self.tempo
 
     @property
     def separation_state(self) -> str:

@@ -10,8 +10,14 @@ no call needs to be cut short or overtaken.
 Which model works next: the first entry of LEAD_GOALS whose model has less than that many
 seconds of stems ready past the playhead. The active model's stems reach 10 s ahead first,
 then its partner's (so that an A/B switch plays stems at once), then both a minute ahead,
-then the rest of the song, active model first. A block is the one the playhead needs, else
-the next one ahead, else (once everything ahead is done) the nearest one behind.
+then the rest of the song, active model first. A block is the one the playhead needs, else the
+next one ahead, else (once everything ahead is done) the nearest one behind — for a model
+that keeps ahead of the playhead. A model slower than the song plays (a big model on a busy
+machine) would finish each such block after it was heard, so it makes blocks far enough
+ahead to be done before the playhead gets there, in stretches (`_stretch_block`): it gets
+ahead as far as it can. How long a block takes is measured per model (`ModelSlot.block_s`),
+how fast the playhead moves between steps (`Engine.playhead_rate`: 0 while paused, about the
+tempo while playing).
 
 Everything the engine has to say is an event through `on_event`: progress, readiness,
 errors. A failure ends that model's separation only; the other goes on, and the player plays
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,13 +53,15 @@ class ModelReady:
 @dataclass(frozen=True)
 class BlocksDone:
     """Blocks were added. done/total: blocks so far; seconds: the call's duration (STFT, model,
-    inverse STFT)."""
+    inverse STFT); speed: seconds of song this model separates per second (from its blocks
+    after its first; None until then) — below the playback tempo it cannot keep ahead."""
 
     model: str
     blocks: tuple[int, ...]
     done: int
     total: int
     seconds: float
+    speed: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,17 @@ LEAD_GOALS: tuple[tuple[int, float], ...] = ((0, 10.0), (1, 10.0), (0, 60.0), (1
 has fewer seconds of stems ready past the playhead gets the next step (see the module doc);
 inf: any block left, behind the playhead included."""
 
+RATE_WINDOW_S = 0.5
+"""The playhead's speed is measured over at least this much time between steps."""
+RECENT_BLOCKS = 8
+"""A model's speed is measured over its latest blocks (the machine's load changes)."""
+STRETCH_BLOCKS = 3
+"""A model slower than the playhead starts each stretch of stems this many blocks' making time
+ahead of it (longer stretches, fewer seams heard between the stems and the original mix)."""
+MAX_RATE = 4.0
+"""A playhead moving faster than this (song seconds per second), or backwards, jumped (a seek,
+a loop): the last measured rate stands."""
+
 
 @dataclass
 class ModelSlot:
@@ -108,6 +128,22 @@ class ModelSlot:
     state: str = "waiting"  # waiting, separating, done, failed
     separator: Separator | None = field(default=None, repr=False)
     song: SongSeparation | None = field(default=None, repr=False)
+    timed: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT_BLOCKS), repr=False)
+    """Seconds the latest blocks took, from the second on (the first includes the runtime's
+    warm-up)."""
+    blocks_made: int = 0
+
+    @property
+    def block_s(self) -> float:
+        """How long one block takes this model now (mean of the latest; 0 until measured)."""
+        return sum(self.timed) / len(self.timed) if self.timed else 0.0
+
+    def speed(self) -> float | None:
+        """Seconds of song separated per second of work (None until measured)."""
+        if not self.timed or self.song is None:
+            return None
+        grid = self.song.grid
+        return grid.step * SIGNAL.hop_length / SIGNAL.sample_rate / max(self.block_s, 1e-9)
 
 
 class Engine:
@@ -127,6 +163,7 @@ class Engine:
         cache: StemCache | None = None,
         stft: Stft | None = None,
         content: str | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.audio = np.ascontiguousarray(audio, dtype=np.float32)
         self.slots = slots
@@ -137,6 +174,9 @@ class Engine:
         # the song's cache key (content_hash), given where the caller has it already
         self._content = content if content is not None else content_hash(self.audio) if cache is not None else ""
         self._stft = stft or Stft()
+        self._clock = clock  # seconds: how long blocks take, how fast the playhead moves
+        self._rate = 1.0
+        self._rate_mark: tuple[float, int] | None = None  # (time, playhead) the rate is measured from
 
     def run(self, stop: Callable[[], bool] = lambda: False) -> None:
         """Step until every model is done or failed, or stop() says so (asked between steps)."""
@@ -161,6 +201,21 @@ class Engine:
         until = slot.buffers.ready_until(playhead)
         return math.inf if until >= len(self.audio) else (until - playhead) / SIGNAL.sample_rate
 
+    def playhead_rate(self) -> float:
+        """How fast the playhead moves, in song seconds per second (1 until measured; 0 while
+        paused); measured over RATE_WINDOW_S or more, a jump keeps the last rate."""
+        now, playhead = self._clock(), int(self._playhead())
+        if self._rate_mark is None:
+            self._rate_mark = (now, playhead)
+            return self._rate
+        then, before = self._rate_mark
+        if now - then >= RATE_WINDOW_S:
+            rate = (playhead - before) / SIGNAL.sample_rate / (now - then)
+            if 0 <= rate <= MAX_RATE:
+                self._rate = rate
+            self._rate_mark = (now, playhead)
+        return self._rate
+
     def _next(self) -> tuple[ModelSlot, int] | None:
         """The slot to work on and (when it is open) the block to separate."""
         active = min(max(int(self._active()), 0), len(self.slots) - 1)
@@ -177,10 +232,15 @@ class Engine:
         return None
 
     def _next_block(self, slot: ModelSlot) -> int:
-        """The block the playhead needs, else the next one ahead, else the nearest behind."""
+        """The block to make next for `slot` (see the module doc)."""
         song = slot.song
         assert song is not None
         playhead = min(max(int(self._playhead()), 0), len(self.audio) - 1)
+        rate, speed = self.playhead_rate(), slot.speed()
+        if speed is not None and speed < rate:
+            ahead = self._stretch_block(song, playhead, slot.block_s * rate * SIGNAL.sample_rate)
+            if ahead is not None:
+                return ahead
         needed = [i for i in song.blocks_needed(playhead) if not song.done[i]]
         if needed:
             return needed[0]
@@ -189,6 +249,21 @@ class Engine:
         if len(ahead):
             return first + int(ahead[0])
         return int(np.flatnonzero(~song.done[:first])[-1])
+
+    @staticmethod
+    def _stretch_block(song: SongSeparation, playhead: int, moves: float) -> int | None:
+        """For a model slower than the playhead, which moves `moves` samples while a block is
+        made: the block that lengthens a stretch of stems ahead and is made before the playhead
+        gets there, else the first block of a new stretch STRETCH_BLOCKS blocks' time ahead
+        (None: nothing is far enough ahead)."""
+        starts = np.asarray(song.grid.starts) * SIGNAL.hop_length
+        todo = ~song.done
+        follows = np.concatenate([[False], song.done[:-1]])  # the block before it is made
+        lengthens = np.flatnonzero(todo & follows & (starts >= playhead + moves))
+        if len(lengthens):
+            return int(lengthens[0])
+        fresh = np.flatnonzero(todo & (starts >= playhead + STRETCH_BLOCKS * moves))
+        return int(fresh[0]) if len(fresh) else None
 
     def _open(self, slot: ModelSlot) -> None:
         """The slot's stems from the cache, or its model loaded (state separating or failed)."""
@@ -199,7 +274,7 @@ class Engine:
             slot.state = "done"
             self._on_event(FromCache(slot.name))
             return
-        started = time.perf_counter()
+        started = self._clock()
         try:
             predict = slot.load()
         except TuiplayerError as error:
@@ -210,12 +285,12 @@ class Engine:
             return
         slot.separator = Separator(predict, stft=self._stft)
         slot.state = "separating"
-        self._on_event(ModelReady(slot.name, time.perf_counter() - started))
+        self._on_event(ModelReady(slot.name, self._clock() - started))
 
     def _separate(self, slot: ModelSlot, block: int) -> None:
         song, separator = slot.song, slot.separator
         assert song is not None and separator is not None
-        started = time.perf_counter()
+        started = self._clock()
         try:
             separator.run_blocks(song, [block])
         except TuiplayerError as error:
@@ -224,8 +299,12 @@ class Engine:
         except Exception as error:
             self._fail(slot, f"separation failed ({type(error).__name__}: {error})")
             return
-        self._on_event(BlocksDone(slot.name, (block,), int(song.done.sum()), len(song.grid),
-                                  time.perf_counter() - started))
+        seconds = self._clock() - started
+        slot.blocks_made += 1
+        if slot.blocks_made > 1:
+            slot.timed.append(seconds)
+        self._on_event(BlocksDone(slot.name, (block,), int(song.done.sum()), len(song.grid), seconds,
+                                  slot.speed()))
         if song.complete:
             slot.state = "done"
             if self._cache is not None:
