@@ -15,7 +15,7 @@ packages=(python3.11-venv libportaudio2 libasound2-plugins libsndfile1 ffmpeg)
 if [ "${1:-}" = "--test" ]; then
   # training data (FluidSynth, General MIDI soundfonts, sampled drum kits, espeak-ng voices)
   # and real audio output in tests (a private PulseAudio server, ALSA plugins, tmux)
-  packages+=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont hydrogen-drumkits espeak-ng
+  packages+=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont hydrogen-drumkits avldrums.lv2-soundfont espeak-ng
              pulseaudio pulseaudio-utils alsa-utils tmux)
 fi
 

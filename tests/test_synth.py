@@ -21,13 +21,14 @@ import soundfile as sf
 from tuiplayer.config import STEMS
 from tuiplayer.errors import BadInput, OutputExistsError
 from tuiplayer.synth import generate
+from tuiplayer.synth import resources as resources_module
 from tuiplayer.synth.arrangement import arrange
 from tuiplayer.synth.drumkits import piece_of
 from tuiplayer.synth.generate import plan_songs, render_to_folder
 from tuiplayer.synth.production import GUITARS
 from tuiplayer.synth.resources import Resources, find_resources
 from tuiplayer.synth.score import Phrase, Singer, SungNote, TimeGrid
-from tuiplayer.synth.styles import GENRES
+from tuiplayer.synth.styles import ACOUSTIC_KIT_GENRES, GENRES
 from tuiplayer.synth.theory import Key, parse_roman
 
 SEED = 11
@@ -194,7 +195,7 @@ def test_missing_fluidsynth_is_bad_input(monkeypatch: pytest.MonkeyPatch) -> Non
         fluid.load_library()
 
 
-@pytest.mark.parametrize("kwargs", [{"songs": 0}, {"seconds": 0.5}, {"seed": -1}, {"jobs": 0}, {"recipe": 3}])
+@pytest.mark.parametrize("kwargs", [{"songs": 0}, {"seconds": 0.5}, {"seed": -1}, {"jobs": 0}, {"recipe": 4}])
 def test_bad_arguments(kwargs: dict[str, float], tmp_path: Path) -> None:
     args = {"songs": 1, "seconds": 3.0, "seed": 1} | kwargs
     with pytest.raises(BadInput):
@@ -230,6 +231,34 @@ def test_recipe_2_drives_guitars_and_basses_recipe_1_never(resources: Resources,
     for stem in ("other", "bass"):
         assert _db(rendered[2][stem] - rendered[1][stem]) > _db(rendered[1][stem]) - 20, f"{stem} sounds the same"
     assert float(np.max(np.abs(rendered[2]["mixture"] - sum(rendered[2][stem] for stem in STEMS)))) < 1e-6
+
+
+def test_recipe_3_plays_some_acoustic_kits_on_the_recorded_avl_kits(tmp_path: Path) -> None:
+    """Recipe 3: a pop/rock/… song may play its kit on one of the AVL kits (recorded acoustic
+    kits as SoundFonts): the same score, the kit named in song.json, drums that sound different
+    from recipe 2's, and the mixture still the sum of the stems."""
+    resources = find_resources(avl_kits=True)
+    for seed in range(1, 40):
+        song = plan_songs(1, SECONDS, seed, resources)[0]
+        if song.genre not in ACOUSTIC_KIT_GENRES:
+            continue
+        folder = render_to_folder(song, resources, tmp_path / "3", False, 3)
+        doc = json.loads((folder / "song.json").read_text())
+        if doc["production"]["sources"]["drums_kit"].startswith("avl "):
+            break
+    else:
+        raise AssertionError("no song of an acoustic-kit genre played on an AVL kit")
+    two = json.loads((render_to_folder(song, resources, tmp_path / "2", False, 2) / "song.json").read_text())
+    assert doc["stems"] == two["stems"] and not two["production"]["sources"]["drums_kit"].startswith("avl ")
+    three, other = _read(folder), _read(tmp_path / "2" / song.name)
+    assert _db(three["drums"]) > -40 and _db(three["drums"] - other["drums"]) > _db(other["drums"]) - 10
+    assert float(np.max(np.abs(three["mixture"] - sum(three[stem] for stem in STEMS)))) < 1e-6
+
+
+def test_recipe_3_without_the_avl_kits_names_the_package(monkeypatch) -> None:
+    monkeypatch.setattr(resources_module, "AVL_KITS", ((Path("/nonexistent/kit.sf2"), "avldrums.lv2-soundfont"),))
+    with pytest.raises(BadInput, match=r"install the Debian package avldrums\.lv2-soundfont.*--recipe 2"):
+        find_resources(avl_kits=True)
 
 
 # ---------------------------------------------------------------- rests are silent

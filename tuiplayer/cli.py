@@ -670,8 +670,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="General MIDI soundfont (repeatable; default: the Debian ones)")
     synth.add_argument("--jobs", type=_positive_int, help="songs rendered at once (default: the CPU count)")
     synth.add_argument("--recipe", type=int, default=None,
-                       help="production recipe: 1 as the shipped models' data, 2 adds guitar amps and bass tone "
-                            "(default: the newest)")
+                       help="production recipe: 1 as the shipped models' data, 2 adds guitar amps and bass tone, "
+                            "3 recorded acoustic drum kits (AVL) in some songs (default: the newest)")
     synth.add_argument("--force", action="store_true", help="replace songs that exist already")
     synth.set_defaults(run=cmd_synth)
 

@@ -35,10 +35,14 @@ MIN_SECONDS, MAX_SECONDS = 2.0, 1200.0
 
 SONG_JSON_VERSION = 1
 
-RECIPES = (1, 2)
+RECIPES = (1, 2, 3)
 """Production recipes, oldest first. A seed gives the same songs under each, produced
 differently: 1, the first (the shipped models' data); 2 adds guitar amps (production.amp) and
-bass tone (production.bass_tone). Song i's bytes depend on (recipe, seed, i)."""
+bass tone (production.bass_tone); 3 plays some songs' kits on the recorded AVL drum kits
+(render.AVL_SHARE of the genres in styles.ACOUSTIC_KIT_GENRES). Song i's bytes depend on
+(recipe, seed, i)."""
+AVL_RECIPE = 3
+"""The first recipe that needs the AVL drum kits."""
 RECIPE = RECIPES[-1]
 """What `tuiplayer synth` renders unless --recipe says otherwise."""
 
@@ -118,8 +122,9 @@ def render_to_folder(song: Song, resources: Resources, out_dir: Path, force: boo
     from tuiplayer.synth.fluid import shared_renderer
     from tuiplayer.synth.render import render_song
 
-    renderer = shared_renderer(resources.soundfonts)
-    rendered = render_song(song, renderer, _kits(resources.drumkits_dir), resources.espeak, recipe)
+    renderer = shared_renderer(resources.soundfonts + resources.drum_soundfonts)
+    drum_fonts = tuple(range(len(resources.soundfonts), len(renderer.soundfonts)))
+    rendered = render_song(song, renderer, _kits(resources.drumkits_dir), resources.espeak, recipe, drum_fonts)
     folder = out_dir / song.name
     stems = {stem: np.ascontiguousarray(rendered.stems[stem], dtype=np.float32) for stem in STEMS}
     for stem in STEMS:
@@ -188,7 +193,7 @@ def generate(
     _check_arguments(songs, seconds, seed, jobs, recipe)
     out_dir = Path(out_dir)
     _check_room(out_dir, songs, seconds)
-    resources = find_resources(soundfonts)
+    resources = find_resources(soundfonts, avl_kits=recipe >= AVL_RECIPE)
     plan = plan_songs(songs, seconds, seed, resources)
     folders = [out_dir / song.name for song in plan]
     if not force:

@@ -18,6 +18,7 @@ from tuiplayer.synth.drumkits import HydrogenSampler, Kit
 from tuiplayer.synth.drums import GM_KEYS
 from tuiplayer.synth.fluid import FluidRenderer
 from tuiplayer.synth.score import DrumPart, Hit, Note, Song
+from tuiplayer.synth.styles import ACOUSTIC_KIT_GENRES
 
 SAMPLE_RATE = 44100
 PRODUCTION_STREAM = 7
@@ -25,6 +26,15 @@ PRODUCTION_STREAM = 7
 
 RECIPE2_STREAM = 8
 """Sub-stream for recipe 2's draws, so that the draws of recipe 1 (PRODUCTION_STREAM) stay as they were."""
+
+RECIPE3_STREAM = 9
+"""Sub-stream for recipe 3's choice of an AVL kit."""
+
+AVL_SHARE = 0.4
+"""Recipe 3: the chance that a song of an acoustic-kit genre plays its kit on an AVL kit."""
+
+AVL_KEYS = frozenset(range(36, 62))
+"""The General MIDI drum keys the AVL kits have samples for."""
 
 GM_DRUM_NOTE_S = 0.25
 """Length of GM percussion notes (most kits ignore note-off; hats choke by exclusive class)."""
@@ -38,8 +48,10 @@ class RenderedSong:
     info: dict[str, object]
 
 
-def _gm_drum_notes(hits: tuple[Hit, ...], rng: np.random.Generator) -> list[Note]:
-    variant = {piece: keys[int(rng.integers(len(keys)))] for piece, keys in GM_KEYS.items()}
+def _gm_drum_notes(hits: tuple[Hit, ...], rng: np.random.Generator, keys: frozenset[int] | None = None) -> list[Note]:
+    """Notes on the General MIDI drum keys (of `keys` only, when given: a kit's sampled keys)."""
+    choices = {piece: [k for k in options if keys is None or k in keys] for piece, options in GM_KEYS.items()}
+    variant = {piece: options[int(rng.integers(len(options)))] for piece, options in choices.items() if options}
     variant["hat_closed"], variant["hat_open"] = 42, 46  # the hats must stay a choking pair
     notes = []
     for hit in hits:
@@ -65,16 +77,29 @@ def _render_drums(
     return sampler.render(part.hits, n, rng), f"hydrogen {kit.name}"
 
 
+def _render_avl(part: DrumPart, n: int, renderer: FluidRenderer, font: int, rng: np.random.Generator
+                ) -> tuple[np.ndarray, str]:
+    """A drum part played on an AVL kit (a melodic preset of its own soundfont, GM drum keys)."""
+    audio, preset = renderer.render(_gm_drum_notes(part.hits, rng, AVL_KEYS), n, font, 0, 0)
+    return audio, f"avl {preset.name}"
+
+
 def _mix(layers: list[np.ndarray], n: int) -> np.ndarray:
     """Sum of (n, 2) float32 layers; silence when there are none."""
     return np.sum(layers, axis=0, dtype=np.float32) if layers else np.zeros((n, 2), dtype=np.float32)
 
 
-def render_song(song: Song, renderer: FluidRenderer, kits: dict[str, Kit], espeak: str, recipe: int) -> RenderedSong:
+def render_song(song: Song, renderer: FluidRenderer, kits: dict[str, Kit], espeak: str, recipe: int,
+                drum_fonts: tuple[int, ...] = ()) -> RenderedSong:
     """All stems of `song`, produced under `recipe` (generate.RECIPES) and normalised, plus a
-    description of how."""
+    description of how. drum_fonts: the renderer's soundfonts that are AVL kits (recipe 3)."""
     rng = np.random.default_rng([song.seed, song.index, PRODUCTION_STREAM])
     later = np.random.default_rng([song.seed, song.index, RECIPE2_STREAM]) if recipe >= 2 else None
+    avl_font = None
+    if recipe >= 3 and drum_fonts and song.genre in ACOUSTIC_KIT_GENRES:
+        choice = np.random.default_rng([song.seed, song.index, RECIPE3_STREAM])
+        if choice.random() < AVL_SHARE:
+            avl_font = drum_fonts[int(choice.integers(len(drum_fonts)))]
     renderer.begin_song()
     n = round(song.seconds * SAMPLE_RATE)
     beat_s = 60.0 / song.tempo_bpm
@@ -84,7 +109,10 @@ def render_song(song: Song, renderer: FluidRenderer, kits: dict[str, Kit], espea
     # drums
     drum_layers = []
     for part in song.drums:
-        audio, what = _render_drums(part, n, renderer, kits, rng)
+        if part.name == "kit" and avl_font is not None:
+            audio, what = _render_avl(part, n, renderer, avl_font, rng)
+        else:
+            audio, what = _render_drums(part, n, renderer, kits, rng)
         layer, _ = production.level(audio, production.REFERENCE_DB - (0.0 if part.name == "kit" else
                                                                      float(rng.uniform(6, 12))))
         drum_layers.append(layer)

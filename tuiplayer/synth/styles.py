@@ -209,3 +209,7 @@ GENRE_WEIGHTS: dict[str, float] = {
     "pop": 1.4, "rock": 1.3, "funk": 0.8, "electronic": 1.0, "ballad": 0.9, "hiphop": 1.0, "reggae": 0.6, "jazz": 0.6,
 }
 """How often each genre is drawn."""
+
+
+ACOUSTIC_KIT_GENRES: frozenset[str] = frozenset({"pop", "rock", "funk", "ballad", "reggae", "jazz"})
+"""Genres whose drums may be a recorded acoustic kit (recipe 3's AVL kits)."""
