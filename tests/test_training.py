@@ -217,3 +217,22 @@ def test_train_with_real_recordings_names_them_on_the_card(tmp_path: Path, monke
     refused = run_cli("train", "--data", tmp_path / "train", "--arch", "unet", "--out", models / "x",
                       "--real", tmp_path / "nothing", *TINY_UNET)
     assert refused.returncode == 2 and "tuiplayer sources" in refused.stderr
+
+
+def test_training_says_how_far_an_epoch_has_got(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An epoch is many minutes on a CPU: training logs the step, the loss so far, the time a
+    step takes and when the epoch ends (not at its last step: the epoch's own line follows)."""
+    from tuiplayer.nn import train
+
+    lines: list[str] = []
+    progress = train._progress_callback(lines.append, steps_per_epoch=10)
+    progress.epoch_label = "epoch 2/7"
+    monkeypatch.setattr(train, "PROGRESS_EVERY_S", 0.0)
+    progress.on_epoch_begin(1)
+    progress.on_train_batch_end(4, {"loss": 0.5})
+    progress.on_train_batch_end(9, {"loss": 0.4})
+    assert len(lines) == 1
+    assert lines[0].startswith("  epoch 2/7: step 5/10, loss 0.5000, ") and "s a step" in lines[0]
+    monkeypatch.setattr(train, "PROGRESS_EVERY_S", 60.0)
+    progress.on_train_batch_end(5, {"loss": 0.45})  # too soon after the last line
+    assert len(lines) == 1

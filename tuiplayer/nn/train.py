@@ -233,6 +233,8 @@ def train(config: TrainConfig, *, resume: bool = True, force: bool = False, log=
     callbacks = []
     if _backend() == "tensorflow":  # TensorBoard needs TensorFlow's summary writer
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard"), update_freq="epoch"))
+    progress = _progress_callback(log, config.steps_per_epoch)
+    callbacks.append(progress)
     validation = _validation_songs(config)
     batches = _training_batches(config, state["epoch"])
     started = time.monotonic()
@@ -243,6 +245,7 @@ def train(config: TrainConfig, *, resume: bool = True, force: bool = False, log=
             log(f"time budget of {config.hours} h reached after epoch {epoch}")
             break
         epoch_start = time.monotonic()
+        progress.epoch_label = f"epoch {epoch + 1}/{config.epochs}"
         history = trainer.fit(
             _take(batches, config.steps_per_epoch), steps_per_epoch=config.steps_per_epoch,
             initial_epoch=epoch, epochs=epoch + 1, verbose=0, callbacks=callbacks,
@@ -288,6 +291,35 @@ def _initial_model(config: TrainConfig) -> tuple[Any, dict[str, Any]]:
     prior = {"model": card.name, "sha256": card.sha256, "steps": int(card.training.get("steps", 0)),
              "hours": float(card.training.get("hours", 0.0)), "data": card.training.get("data")}
     return separator, prior
+
+
+PROGRESS_EVERY_S = 60.0
+"""How often training says how far an epoch has got (an epoch takes many minutes on a CPU)."""
+
+
+def _progress_callback(log, steps_per_epoch: int) -> Any:
+    """A Keras callback that logs, at most every PROGRESS_EVERY_S, the step within the epoch,
+    the loss so far, the time a step takes and when the epoch will end."""
+    import keras
+
+    class Progress(keras.callbacks.Callback):
+        epoch_label = ""
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self._start = self._said = time.monotonic()
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            now = time.monotonic()
+            if now - self._said < PROGRESS_EVERY_S or batch + 1 >= steps_per_epoch:
+                return
+            self._said = now
+            step_s = (now - self._start) / (batch + 1)
+            loss = f"loss {float(logs['loss']):.4f}, " if logs and "loss" in logs else ""
+            left_min = step_s * (steps_per_epoch - batch - 1) / 60
+            log(f"  {self.epoch_label}: step {batch + 1}/{steps_per_epoch}, {loss}{step_s:.1f} s a step "
+                f"(the epoch ends in about {left_min:.0f} min)")
+
+    return Progress()
 
 
 def _take(batches: Iterator[Any], count: int) -> Iterator[Any]:
