@@ -15,7 +15,7 @@ from tuiplayer.nn import lite, runtime
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["unet", "hybrid", "spleeter-2stems"])
+@pytest.mark.parametrize("name", ["unet", "hybrid", "d3net", "spleeter-2stems"])
 def test_the_shipped_litert_file_gives_the_keras_model_s_masks(name: str) -> None:
     card = modelstore.resolve(name)
     player = runtime.load_for_player(card)

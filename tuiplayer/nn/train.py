@@ -262,7 +262,7 @@ def train(config: TrainConfig, *, resume: bool = True, force: bool = False, log=
             record["val_sdr"] = table = tables["model"]
             score = selection_score(table, tables[MIX4_ROW], config.select)
             if state["best_sdr"] is None or score > state["best_sdr"]:
-                state["best_sdr"] = score
+                state["best_sdr"], state["best_step"] = score, record["step"]
                 _save_keras(separator, best_file)
         state["epoch"] = epoch + 1
         state["history"].append(record)
@@ -384,7 +384,10 @@ def write_model_folder(separator: Any, config: TrainConfig, state: dict[str, Any
         "training": {
             "data": list(config.data),
             **({"real": provenance(Path(config.real), config.real_share)} if config.real else {}),
-            "steps": prior["steps"] + int(last.get("step", 0)),
+            # the weights' own steps (the epoch kept), and all that ran when more did
+            "steps": prior["steps"] + int(state.get("best_step") or last.get("step", 0)),
+            **({"steps_run": prior["steps"] + int(last["step"])}
+               if state.get("best_step") and state["best_step"] != last.get("step") else {}),
             "batch_size": config.batch_size,
             "hours": round(prior["hours"] + state["train_s"] / 3600, 3),
             "hardware": hardware(),
