@@ -41,8 +41,6 @@ differently: 1, the first (the shipped models' data); 2 adds guitar amps (produc
 bass tone (production.bass_tone); 3 plays some songs' kits on the recorded AVL drum kits
 (render.AVL_SHARE of the genres in styles.ACOUSTIC_KIT_GENRES). Song i's bytes depend on
 (recipe, seed, i)."""
-AVL_RECIPE = 3
-"""The first recipe that needs the AVL drum kits."""
 RECIPE = RECIPES[-1]
 """What `tuiplayer synth` renders unless --recipe says otherwise."""
 
@@ -193,6 +191,8 @@ def generate(
     _check_arguments(songs, seconds, seed, jobs, recipe)
     out_dir = Path(out_dir)
     _check_room(out_dir, songs, seconds)
+    from tuiplayer.synth.render import AVL_RECIPE
+
     resources = find_resources(soundfonts, avl_kits=recipe >= AVL_RECIPE)
     plan = plan_songs(songs, seconds, seed, resources)
     folders = [out_dir / song.name for song in plan]

@@ -27,6 +27,9 @@ PRODUCTION_STREAM = 7
 RECIPE2_STREAM = 8
 """Sub-stream for recipe 2's draws, so that the draws of recipe 1 (PRODUCTION_STREAM) stay as they were."""
 
+AVL_RECIPE = 3
+"""The first production recipe that plays some kits on the AVL drum kits."""
+
 RECIPE3_STREAM = 9
 """Sub-stream for recipe 3's choice of an AVL kit."""
 
@@ -96,7 +99,7 @@ def render_song(song: Song, renderer: FluidRenderer, kits: dict[str, Kit], espea
     rng = np.random.default_rng([song.seed, song.index, PRODUCTION_STREAM])
     later = np.random.default_rng([song.seed, song.index, RECIPE2_STREAM]) if recipe >= 2 else None
     avl_font = None
-    if recipe >= 3 and drum_fonts and song.genre in ACOUSTIC_KIT_GENRES:
+    if recipe >= AVL_RECIPE and drum_fonts and song.genre in ACOUSTIC_KIT_GENRES:
         choice = np.random.default_rng([song.seed, song.index, RECIPE3_STREAM])
         if choice.random() < AVL_SHARE:
             avl_font = drum_fonts[int(choice.integers(len(drum_fonts)))]
