@@ -50,7 +50,8 @@ class Relay:
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
-        threading.Thread(target=self._loop.run_forever, name="relay", daemon=True).start()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="relay", daemon=True)
+        self._thread.start()
         self.restore()
 
     @property
@@ -80,8 +81,18 @@ class Relay:
         self._call(cut())
 
     def close(self) -> None:
+        """Cut the link, end what still relays (no coroutine is left to a closed loop), stop."""
         self.cut()
+
+        async def finish() -> None:
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._call(finish())
         self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
 
     async def _accept(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
         try:
