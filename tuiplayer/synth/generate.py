@@ -29,6 +29,7 @@ from tuiplayer.synth.compose import compose
 from tuiplayer.synth.drumkits import Kit, load_kits
 from tuiplayer.synth.resources import Resources, find_resources
 from tuiplayer.synth.score import Song
+from tuiplayer.synth.styles import AVL_RECIPE
 
 MIN_SECONDS, MAX_SECONDS = 2.0, 1200.0
 """Allowed song lengths in seconds."""
@@ -39,8 +40,8 @@ RECIPES = (1, 2, 3)
 """Production recipes, oldest first. A seed gives the same songs under each, produced
 differently: 1, the first (the shipped models' data); 2 adds guitar amps (production.amp) and
 bass tone (production.bass_tone); 3 plays some songs' kits on the recorded AVL drum kits
-(render.AVL_SHARE of the genres in styles.ACOUSTIC_KIT_GENRES). Song i's bytes depend on
-(recipe, seed, i)."""
+(render.AVL_SHARE of the genres in styles.ACOUSTIC_KIT_GENRES, from styles.AVL_RECIPE on).
+Song i's bytes depend on (recipe, seed, i)."""
 RECIPE = RECIPES[-1]
 """What `tuiplayer synth` renders unless --recipe says otherwise."""
 
@@ -191,8 +192,6 @@ def generate(
     _check_arguments(songs, seconds, seed, jobs, recipe)
     out_dir = Path(out_dir)
     _check_room(out_dir, songs, seconds)
-    from tuiplayer.synth.render import AVL_RECIPE
-
     resources = find_resources(soundfonts, avl_kits=recipe >= AVL_RECIPE)
     plan = plan_songs(songs, seconds, seed, resources)
     folders = [out_dir / song.name for song in plan]

@@ -18,7 +18,7 @@ from tuiplayer.synth.drumkits import HydrogenSampler, Kit
 from tuiplayer.synth.drums import GM_KEYS
 from tuiplayer.synth.fluid import FluidRenderer
 from tuiplayer.synth.score import DrumPart, Hit, Note, Song
-from tuiplayer.synth.styles import ACOUSTIC_KIT_GENRES
+from tuiplayer.synth.styles import ACOUSTIC_KIT_GENRES, AVL_RECIPE
 
 SAMPLE_RATE = 44100
 PRODUCTION_STREAM = 7
@@ -26,9 +26,6 @@ PRODUCTION_STREAM = 7
 
 RECIPE2_STREAM = 8
 """Sub-stream for recipe 2's draws, so that the draws of recipe 1 (PRODUCTION_STREAM) stay as they were."""
-
-AVL_RECIPE = 3
-"""The first production recipe that plays some kits on the AVL drum kits."""
 
 RECIPE3_STREAM = 9
 """Sub-stream for recipe 3's choice of an AVL kit."""

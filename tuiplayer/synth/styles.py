@@ -211,5 +211,7 @@ GENRE_WEIGHTS: dict[str, float] = {
 """How often each genre is drawn."""
 
 
+AVL_RECIPE = 3
+"""The first production recipe that plays some kits on the recorded AVL drum kits."""
 ACOUSTIC_KIT_GENRES: frozenset[str] = frozenset({"pop", "rock", "funk", "ballad", "reggae", "jazz"})
-"""Genres whose drums may be a recorded acoustic kit (recipe 3's AVL kits)."""
+"""Genres whose drums may be a recorded acoustic kit (from AVL_RECIPE on)."""
